@@ -1,0 +1,81 @@
+//! The running service: the context handed to every handler, the HTTP app,
+//! and `serve` (server + background jobs + graceful shutdown).
+
+use std::sync::Arc;
+
+use poem::listener::TcpListener;
+use poem::{Endpoint, EndpointExt, Route, Server};
+
+use crate::api;
+use crate::cfg::Settings;
+use crate::store::Db;
+
+/// What every handler gets: the cache, the settings, the Stripe gateway.
+#[derive(Clone)]
+pub struct ApiContext {
+    pub db: Db,
+    pub cfg: Arc<Settings>,
+}
+
+impl ApiContext {
+    pub fn new(db: Db, cfg: Settings) -> Self {
+        ApiContext { db, cfg: Arc::new(cfg) }
+    }
+}
+
+/// The whole HTTP app: API routes, spec, docs, with JSON errors everywhere.
+pub fn app(ctx: ApiContext) -> impl Endpoint {
+    let service = api::service();
+    let spec = service.spec_endpoint();
+    let docs = service.swagger_ui();
+    let max_body = ctx.cfg.max_body;
+    Route::new()
+        .nest("/", service)
+        .at("/openapi.json", spec)
+        .nest("/docs", docs)
+        .with(api::middleware::BodyLimit(max_body))
+        .data(ctx)
+        .catch_all_error(api::middleware::json_error)
+}
+
+/// Run the server until SIGINT/SIGTERM.
+pub async fn serve(cfg: Settings) -> anyhow::Result<()> {
+    let db = Db::open(&cfg.database_url).await?;
+    let bind = cfg.bind;
+    let ctx = ApiContext::new(db, cfg);
+    let jobs = crate::sync::jobs::start(ctx.clone()).await?;
+    tracing::info!(%bind, public_url = %ctx.cfg.public_url, backend = ?ctx.db.backend, "paysync listening");
+    let result = Server::new(TcpListener::bind(bind))
+        .run_with_graceful_shutdown(
+            app(ctx.clone()),
+            shutdown_signal(),
+            Some(std::time::Duration::from_secs(10)),
+        )
+        .await;
+    jobs.stop().await;
+    ctx.db.pool.close().await;
+    tracing::info!("paysync stopped");
+    Ok(result?)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}

@@ -1,0 +1,192 @@
+//! Configuration: every option is a CLI flag that can also come from the
+//! environment. Parsing is clap's; the checks clap cannot do (a key file that
+//! must parse, a plan catalog that must make sense) happen in `Settings::load`,
+//! which names the offending setting in its one-line error.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+use crate::auth::JwtKeys;
+use crate::plans::Catalog;
+
+/// Where the cache lives.
+#[derive(Args, Debug, Clone)]
+pub struct DbArgs {
+    /// `sqlite://FILE` (created if missing) or `postgres://…`.
+    #[arg(long = "database-url", env = "DATABASE_URL", default_value = "sqlite://paysync.db")]
+    pub database_url: String,
+}
+
+/// How to sign and check user tokens.
+#[derive(Args, Debug, Clone)]
+pub struct JwtArgs {
+    /// HS256 secret for user tokens.
+    #[arg(long = "jwt-secret", env = "PAYSYNC_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// PEM file with an RS256 or ES256 public key for user tokens.
+    #[arg(long = "jwt-public-key", env = "PAYSYNC_JWT_PUBLIC_KEY")]
+    pub jwt_public_key: Option<PathBuf>,
+}
+
+/// How to reach Stripe.
+#[derive(Args, Debug, Clone)]
+pub struct StripeArgs {
+    /// Stripe secret key (`sk_…`).
+    #[arg(long = "stripe-secret-key", env = "STRIPE_SECRET_KEY", hide_env_values = true)]
+    pub stripe_secret_key: Option<String>,
+    /// Stripe API base URL (a stand-in such as localstripe in tests).
+    #[arg(long = "stripe-api-base", env = "STRIPE_API_BASE", default_value = "https://api.stripe.com")]
+    pub stripe_api_base: String,
+    /// Time-out of one Stripe HTTP attempt, e.g. `10s`.
+    #[arg(long = "stripe-timeout", env = "PAYSYNC_STRIPE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub stripe_timeout: Duration,
+    /// Attempts per Stripe call (first try included) on 429, 5xx and connection errors.
+    #[arg(long = "stripe-max-attempts", env = "PAYSYNC_STRIPE_MAX_ATTEMPTS", default_value_t = 3)]
+    pub stripe_max_attempts: u32,
+    /// Stripe requests per second, shared by every Stripe call of the process (0: no limit).
+    #[arg(long = "stripe-rps", env = "PAYSYNC_STRIPE_RPS", default_value_t = 20)]
+    pub stripe_rps: u32,
+}
+
+/// Everything `paysync serve` needs.
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "PAYSYNC_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub jwt: JwtArgs,
+    #[command(flatten)]
+    pub stripe: StripeArgs,
+    /// Webhook signing secrets (`whsec_…`), comma-separated: several are accepted during a rotation.
+    #[arg(long = "stripe-webhook-secret", env = "STRIPE_WEBHOOK_SECRET", hide_env_values = true, value_delimiter = ',')]
+    pub stripe_webhook_secret: Vec<String>,
+    /// How old (or how far in the future) a webhook signature timestamp may be.
+    #[arg(long = "webhook-tolerance", env = "PAYSYNC_WEBHOOK_TOLERANCE", default_value = "300s", value_parser = humantime::parse_duration)]
+    pub webhook_tolerance: Duration,
+    /// Bearer token of the admin API (admin routes are off when unset).
+    #[arg(long = "admin-token", env = "PAYSYNC_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Public URL of this server, given to clients as `node.endpoints.web` (default: from --bind).
+    #[arg(long = "public-url", env = "PAYSYNC_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Plan catalog (TOML).
+    #[arg(long, env = "PAYSYNC_PLANS", default_value = "fixtures/plans.toml")]
+    pub plans: PathBuf,
+    /// Largest accepted request body, in bytes.
+    #[arg(long = "max-body", env = "PAYSYNC_MAX_BODY", default_value_t = 256 * 1024)]
+    pub max_body: usize,
+    /// Cron schedule (with seconds) of the job that ends expired trials.
+    #[arg(long = "trial-cron", env = "PAYSYNC_TRIAL_CRON", default_value = "0 * * * * *")]
+    pub trial_cron: String,
+}
+
+/// Checked settings of a running server.
+#[derive(Clone)]
+pub struct Settings {
+    pub bind: SocketAddr,
+    pub database_url: String,
+    pub stripe: StripeSettings,
+    pub webhook_secrets: Vec<String>,
+    pub webhook_tolerance: Duration,
+    pub admin_token: Option<String>,
+    pub public_url: String,
+    pub jwt: JwtKeys,
+    pub catalog: Catalog,
+    pub max_body: usize,
+    pub trial_cron: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct StripeSettings {
+    pub secret_key: String,
+    pub api_base: String,
+    pub timeout: Duration,
+    pub max_attempts: u32,
+    pub rps: u32,
+}
+
+impl StripeArgs {
+    pub fn settings(&self) -> anyhow::Result<StripeSettings> {
+        let secret_key = match self.stripe_secret_key.as_deref().map(str::trim) {
+            Some(k) if k.starts_with("sk_") || k.starts_with("rk_") => k.to_string(),
+            Some(_) => bail!("STRIPE_SECRET_KEY: must be a Stripe secret key (sk_… or rk_…)"),
+            None => bail!("STRIPE_SECRET_KEY: missing (the Stripe secret key)"),
+        };
+        let api_base = url::Url::parse(&self.stripe_api_base)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .map(|_| self.stripe_api_base.trim_end_matches('/').to_string())
+            .with_context(|| format!("STRIPE_API_BASE: not an http(s) URL: {}", self.stripe_api_base))?;
+        if self.stripe_max_attempts == 0 {
+            bail!("PAYSYNC_STRIPE_MAX_ATTEMPTS: must be at least 1");
+        }
+        Ok(StripeSettings {
+            secret_key,
+            api_base,
+            timeout: self.stripe_timeout,
+            max_attempts: self.stripe_max_attempts,
+            rps: self.stripe_rps,
+        })
+    }
+}
+
+impl ServeArgs {
+    /// Check every setting; the error names the one at fault.
+    pub fn settings(&self) -> anyhow::Result<Settings> {
+        let bind: SocketAddr = self
+            .bind
+            .parse()
+            .with_context(|| format!("PAYSYNC_BIND: not an address:port: {}", self.bind))?;
+        crate::store::check_url(&self.db.database_url)?;
+        let stripe = self.stripe.settings()?;
+        let jwt = JwtKeys::from_args(&self.jwt)?;
+        let webhook_secrets: Vec<String> = self
+            .stripe_webhook_secret
+            .iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if webhook_secrets.is_empty() {
+            tracing::warn!("STRIPE_WEBHOOK_SECRET is not set: webhook deliveries will be refused");
+        }
+        let admin_token = self.admin_token.clone().filter(|t| !t.is_empty());
+        if let Some(t) = &admin_token
+            && t.len() < 16
+        {
+            bail!("PAYSYNC_ADMIN_TOKEN: too short (at least 16 characters)");
+        }
+        let public_url = match &self.public_url {
+            Some(u) => {
+                url::Url::parse(u).with_context(|| format!("PAYSYNC_PUBLIC_URL: not a URL: {u}"))?;
+                u.trim_end_matches('/').to_string()
+            }
+            None => format!("http://{bind}"),
+        };
+        let catalog = Catalog::load(&self.plans)?;
+        if self.max_body < 1024 {
+            bail!("PAYSYNC_MAX_BODY: must be at least 1024 bytes");
+        }
+        tokio_cron_scheduler::Job::new_async(self.trial_cron.as_str(), |_, _| Box::pin(async {}))
+            .map_err(|e| anyhow::anyhow!("PAYSYNC_TRIAL_CRON: not a cron schedule ({e})"))?;
+        Ok(Settings {
+            bind,
+            database_url: self.db.database_url.clone(),
+            stripe,
+            webhook_secrets,
+            webhook_tolerance: self.webhook_tolerance,
+            admin_token,
+            public_url,
+            jwt,
+            catalog,
+            max_body: self.max_body,
+            trial_cron: self.trial_cron.clone(),
+        })
+    }
+}

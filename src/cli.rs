@@ -1,0 +1,132 @@
+//! The `paysync` command line.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::auth::JwtKeys;
+use crate::cfg::{DbArgs, ServeArgs};
+use crate::store::Db;
+use crate::store::buckets::{Member, Role, new_id, valid_id};
+
+#[derive(Parser, Debug)]
+#[command(name = "paysync", version, about = "Billing backend of a bucket, mirrored from Stripe")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the HTTP server (and its background jobs).
+    Serve(Box<ServeArgs>),
+    /// Create or update the database schema, then exit.
+    Migrate {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Print the OpenAPI spec (JSON).
+    Openapi,
+    /// Mint an HS256 user access token (demos and tests).
+    Token {
+        /// The user id (`sub`).
+        #[arg(long)]
+        user: String,
+        /// Lifetime, e.g. `1h`, `30m`, `7d`.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+        #[arg(long = "jwt-secret", env = "PAYSYNC_JWT_SECRET", hide_env_values = true)]
+        jwt_secret: String,
+    },
+    /// Manage buckets.
+    #[command(subcommand)]
+    Bucket(BucketCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BucketCommand {
+    /// Create a bucket with an owner; prints its id.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        owner: String,
+        /// Use this id (24 lowercase hex) instead of a fresh one.
+        #[arg(long)]
+        id: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Add a member to a bucket, or change a member's role.
+    AddMember {
+        id: String,
+        user: String,
+        #[arg(long, value_parser = ["owner", "admin", "member"])]
+        role: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+pub fn main() -> ExitCode {
+    crate::logging::init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("paysync: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("paysync: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => {
+            let settings = args.settings()?;
+            crate::app::serve(settings).await
+        }
+        Command::Migrate { db } => {
+            Db::open(&db.database_url).await?;
+            eprintln!("migrations applied to {}", crate::store::redact(&db.database_url));
+            Ok(())
+        }
+        Command::Openapi => {
+            println!("{}", crate::api::spec_json());
+            Ok(())
+        }
+        Command::Token { user, ttl, jwt_secret } => {
+            let keys = JwtKeys::hs256(&jwt_secret)?;
+            println!("{}", keys.mint(&user, ttl)?);
+            Ok(())
+        }
+        Command::Bucket(BucketCommand::Create { name, owner, id, db }) => {
+            let id = match id {
+                Some(id) if valid_id(&id) => id,
+                Some(id) => anyhow::bail!("--id: {id:?} is not 24 lowercase hex characters"),
+                None => new_id(),
+            };
+            let db = Db::open(&db.database_url).await?;
+            db.put_bucket(&id, &name, &[Member { user_id: owner, role: Role::Owner }]).await?;
+            println!("{id}");
+            Ok(())
+        }
+        Command::Bucket(BucketCommand::AddMember { id, user, role, db }) => {
+            let role = Role::parse(&role).ok_or_else(|| anyhow::anyhow!("--role: owner, admin or member"))?;
+            let db = Db::open(&db.database_url).await?;
+            if !db.set_member(&id, &user, role).await? {
+                anyhow::bail!("no bucket {id}");
+            }
+            eprintln!("{user} is now {} of {id}", role.as_str());
+            Ok(())
+        }
+    }
+}

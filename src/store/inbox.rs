@@ -1,0 +1,150 @@
+//! The event inbox: every verified Stripe event, stored before it is
+//! acknowledged, then applied by the sync worker. The event id is the primary
+//! key, so a redelivered event is a no-op whichever replica receives it.
+
+use sqlx::{AssertSqlSafe, Row};
+use sqlx::any::AnyRow;
+
+use super::{Db, now};
+
+#[derive(Debug, Clone)]
+pub struct InboxEvent {
+    pub id: String,
+    pub r#type: String,
+    pub created: i64,
+    pub body: String,
+    pub source: String,
+    pub received_at: i64,
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+}
+
+/// A new event to store.
+#[derive(Debug, Clone)]
+pub struct NewEvent<'a> {
+    pub id: &'a str,
+    pub r#type: &'a str,
+    pub created: i64,
+    pub body: &'a str,
+    pub source: &'a str,
+}
+
+const COLUMNS: &str = "id, type, created, body, source, received_at, state, attempts, next_attempt_at, last_error";
+
+fn event_from_row(r: &AnyRow) -> sqlx::Result<InboxEvent> {
+    Ok(InboxEvent {
+        id: r.try_get("id")?,
+        r#type: r.try_get("type")?,
+        created: r.try_get("created")?,
+        body: r.try_get("body")?,
+        source: r.try_get("source")?,
+        received_at: r.try_get("received_at")?,
+        state: r.try_get("state")?,
+        attempts: r.try_get("attempts")?,
+        next_attempt_at: r.try_get("next_attempt_at")?,
+        last_error: r.try_get("last_error")?,
+    })
+}
+
+impl Db {
+    /// Store an event; false when its id is already in the inbox.
+    pub async fn insert_event(&self, e: &NewEvent<'_>) -> sqlx::Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO stripe_events (id, type, created, body, source, received_at, state) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'pending') ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(e.id)
+        .bind(e.r#type)
+        .bind(e.created)
+        .bind(e.body)
+        .bind(e.source)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn event(&self, id: &str) -> sqlx::Result<Option<InboxEvent>> {
+        sqlx::query(AssertSqlSafe(format!("SELECT {COLUMNS} FROM stripe_events WHERE id = $1")))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| event_from_row(&r))
+            .transpose()
+    }
+
+    /// Events waiting to be applied (pending, or failed and due again), oldest first.
+    pub async fn due_events(&self, limit: i64) -> sqlx::Result<Vec<InboxEvent>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM stripe_events WHERE state IN ('pending', 'failed') AND next_attempt_at <= $1 \
+             ORDER BY created, id LIMIT $2"
+        )))
+        .bind(now())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    /// Events in a state (`pending`, `applied`, `failed`, `dead`), oldest first.
+    pub async fn events_in_state(&self, state: &str, limit: i64) -> sqlx::Result<Vec<InboxEvent>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM stripe_events WHERE state = $1 ORDER BY created, id LIMIT $2"
+        )))
+        .bind(state)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    pub async fn count_events(&self, state: &str) -> sqlx::Result<i64> {
+        sqlx::query("SELECT COUNT(*) AS n FROM stripe_events WHERE state = $1")
+            .bind(state)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")
+    }
+
+    /// Mark applied, unless another worker already did (returns false then).
+    pub async fn mark_applied(&self, id: &str) -> sqlx::Result<bool> {
+        let done = sqlx::query(
+            "UPDATE stripe_events SET state = 'applied', applied_at = $2, last_error = NULL \
+             WHERE id = $1 AND state <> 'applied'",
+        )
+        .bind(id)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Record a failed attempt: retried at `next_attempt_at`, or parked as dead.
+    pub async fn mark_failed(&self, id: &str, error: &str, next_attempt_at: i64, dead: bool) -> sqlx::Result<()> {
+        sqlx::query(
+            "UPDATE stripe_events SET state = $2, attempts = attempts + 1, next_attempt_at = $3, last_error = $4 \
+             WHERE id = $1 AND state <> 'applied'",
+        )
+        .bind(id)
+        .bind(if dead { "dead" } else { "failed" })
+        .bind(next_attempt_at)
+        .bind(error)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Put a failed or dead event back in line (`paysync events replay`).
+    pub async fn requeue_event(&self, id: &str) -> sqlx::Result<bool> {
+        let done = sqlx::query(
+            "UPDATE stripe_events SET state = 'pending', attempts = 0, next_attempt_at = 0 \
+             WHERE id = $1 AND state IN ('failed', 'dead')",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}

@@ -1,0 +1,136 @@
+//! The local cache: buckets and members, trials, mirrored Stripe objects, the
+//! webhook inbox and sync cursors, on SQLite (default, embedded) or Postgres.
+//!
+//! One code path serves both backends through sqlx's `Any` driver: the SQL is
+//! portable (`$1` placeholders, `ON CONFLICT … DO UPDATE`), numbers are BIGINT
+//! and JSON is TEXT, so a behaviour tested on one backend is the same code on
+//! the other.
+
+pub mod buckets;
+pub mod cursors;
+pub mod inbox;
+pub mod objects;
+pub mod trials;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Executor};
+
+pub use objects::{Kind, Mirror, Stored, Watermark, WriteOutcome};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A handle to the cache database. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pub pool: AnyPool,
+    pub backend: Backend,
+    /// The SQLite file, to tell a deleted database from a live one.
+    sqlite_path: Option<PathBuf>,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Check a database URL without connecting (start-up validation).
+pub fn check_url(url: &str) -> anyhow::Result<Backend> {
+    if url.starts_with("sqlite:") {
+        Ok(Backend::Sqlite)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        url::Url::parse(url).with_context(|| "DATABASE_URL: not a valid postgres:// URL")?;
+        Ok(Backend::Postgres)
+    } else {
+        bail!("DATABASE_URL: must start with sqlite:// or postgres:// (got {:?})", redact(url))
+    }
+}
+
+/// The URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
+
+impl Db {
+    /// Connect (creating a SQLite file if missing). Does not migrate.
+    pub async fn connect(url: &str) -> anyhow::Result<Db> {
+        install_default_drivers();
+        let backend = check_url(url)?;
+        let (url, max) = match backend {
+            Backend::Sqlite if !url.contains("mode=") => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                (format!("{url}{sep}mode=rwc"), 8)
+            }
+            Backend::Sqlite => (url.to_string(), 8),
+            Backend::Postgres => (url.to_string(), 16),
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL: readers never wait for the writer. synchronous=FULL: a commit
+                        // is on disk before we answer (webhooks are acknowledged only then).
+                        conn.execute(
+                            "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=10000; \
+                             PRAGMA foreign_keys=ON; PRAGMA synchronous=FULL;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .with_context(|| format!("DATABASE_URL: cannot connect to {}", redact(&url)))?;
+        Ok(Db { pool, backend, sqlite_path: sqlite_file(&url) })
+    }
+
+    /// Connect and bring the schema up to date.
+    pub async fn open(url: &str) -> anyhow::Result<Db> {
+        let db = Self::connect(url).await?;
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        MIGRATOR.run(&self.pool).await.context("running database migrations")?;
+        Ok(())
+    }
+
+    /// Is the database usable right now? (`/readyz`)
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        if let Some(path) = &self.sqlite_path
+            && !path.exists()
+        {
+            bail!("database file {} is gone", path.display());
+        }
+        tokio::time::timeout(Duration::from_secs(2), sqlx::query("SELECT 1").execute(&self.pool))
+            .await
+            .context("database did not answer within 2s")??;
+        Ok(())
+    }
+}
+
+/// Unix seconds now.
+pub fn now() -> i64 {
+    crate::auth::now_secs() as i64
+}

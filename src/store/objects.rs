@@ -1,0 +1,268 @@
+//! Mirrored Stripe objects, one table per kind, all of the same shape (see
+//! `migrations/0001_init.sql`). Every write goes through [`Db::write_object`],
+//! which applies the watermark rule: a row changes only when the write is newer
+//! than what the row already reflects, and a tombstone is final. Webhook
+//! events, the reconciler and the write routes all store through here, so the
+//! rule holds whoever writes.
+
+use sqlx::{AssertSqlSafe, Row};
+use sqlx::any::AnyRow;
+
+use super::{Db, now};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Customer,
+    /// Cards, SEPA debit sources and card PaymentMethods.
+    Source,
+    Subscription,
+    Invoice,
+    Charge,
+    PaymentIntent,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 6] =
+        [Kind::Customer, Kind::Source, Kind::Subscription, Kind::Invoice, Kind::Charge, Kind::PaymentIntent];
+
+    pub fn table(self) -> &'static str {
+        match self {
+            Kind::Customer => "stripe_customers",
+            Kind::Source => "stripe_sources",
+            Kind::Subscription => "stripe_subscriptions",
+            Kind::Invoice => "stripe_invoices",
+            Kind::Charge => "stripe_charges",
+            Kind::PaymentIntent => "stripe_payment_intents",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Customer => "customer",
+            Kind::Source => "source",
+            Kind::Subscription => "subscription",
+            Kind::Invoice => "invoice",
+            Kind::Charge => "charge",
+            Kind::PaymentIntent => "payment_intent",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// What one write stores.
+#[derive(Debug, Clone)]
+pub struct Mirror {
+    pub kind: Kind,
+    pub id: String,
+    pub customer_id: String,
+    pub bucket_id: Option<String>,
+    /// Kind-specific state: subscription/invoice/charge/intent status, or a source's type.
+    pub status: Option<String>,
+    /// Kind-specific link: a subscription's plan, an invoice's subscription, a charge's invoice.
+    pub parent_id: Option<String>,
+    pub created: i64,
+    /// The whole Stripe object.
+    pub data: serde_json::Value,
+    /// Stripe deleted or detached it: store a tombstone.
+    pub deleted: bool,
+}
+
+/// Which state of Stripe a write reflects: the `created` second of the event
+/// (or of our own call), and the event id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watermark {
+    pub created: i64,
+    pub event: String,
+}
+
+impl Watermark {
+    /// A write of an object Stripe just answered us with.
+    pub fn api(what: &str) -> Self {
+        Watermark { created: now(), event: format!("api:{what}") }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// The row now holds this object.
+    Written,
+    /// The row already reflects a newer state (or is a tombstone): nothing changed.
+    Stale,
+    /// Same second as the row's watermark but different content: the caller
+    /// should re-fetch the object from Stripe and `force` that.
+    Tie,
+}
+
+/// A row as stored.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub id: String,
+    pub bucket_id: Option<String>,
+    pub customer_id: String,
+    pub status: Option<String>,
+    pub parent_id: Option<String>,
+    pub created: i64,
+    pub data: serde_json::Value,
+    pub deleted: bool,
+    pub wm_created: i64,
+    pub wm_event: String,
+}
+
+const COLUMNS: &str =
+    "id, bucket_id, customer_id, status, parent_id, created, data, deleted, wm_created, wm_event";
+
+fn stored_from_row(row: &AnyRow) -> sqlx::Result<Stored> {
+    let data: String = row.try_get("data")?;
+    Ok(Stored {
+        id: row.try_get("id")?,
+        bucket_id: row.try_get("bucket_id")?,
+        customer_id: row.try_get("customer_id")?,
+        status: row.try_get("status")?,
+        parent_id: row.try_get("parent_id")?,
+        created: row.try_get("created")?,
+        data: serde_json::from_str(&data).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        deleted: row.try_get::<i64, _>("deleted")? != 0,
+        wm_created: row.try_get("wm_created")?,
+        wm_event: row.try_get("wm_event")?,
+    })
+}
+
+/// Paging of list reads: newest first.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub limit: Option<i64>,
+    /// Only rows older than this object (by `created`, then id).
+    pub starting_after: Option<String>,
+}
+
+impl Db {
+    /// Store an object under the watermark rule.
+    ///
+    /// `force` is for an object just re-fetched from Stripe after a tie: it wins
+    /// over a row of the same second (but still never over a newer one, nor a tombstone).
+    pub async fn write_object(&self, m: &Mirror, wm: &Watermark, force: bool) -> sqlx::Result<WriteOutcome> {
+        let table = m.kind.table();
+        let cmp = if force { ">=" } else { ">" };
+        let sql = format!(
+            "INSERT INTO {table} ({COLUMNS}, synced_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             ON CONFLICT (id) DO UPDATE SET \
+               bucket_id = COALESCE(excluded.bucket_id, {table}.bucket_id), customer_id = excluded.customer_id, \
+               status = excluded.status, parent_id = excluded.parent_id, created = excluded.created, \
+               data = excluded.data, deleted = excluded.deleted, wm_created = excluded.wm_created, \
+               wm_event = excluded.wm_event, synced_at = excluded.synced_at \
+             WHERE {table}.deleted = 0 AND excluded.wm_created {cmp} {table}.wm_created"
+        );
+        let data = m.data.to_string();
+        let done = sqlx::query(AssertSqlSafe(sql))
+            .bind(&m.id)
+            .bind(m.bucket_id.as_deref())
+            .bind(&m.customer_id)
+            .bind(m.status.as_deref())
+            .bind(m.parent_id.as_deref())
+            .bind(m.created)
+            .bind(&data)
+            .bind(m.deleted as i64)
+            .bind(wm.created)
+            .bind(&wm.event)
+            .bind(now())
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() > 0 {
+            return Ok(WriteOutcome::Written);
+        }
+        let Some(row) = self.object(m.kind, &m.id).await? else {
+            return Ok(WriteOutcome::Stale);
+        };
+        let same_second = row.wm_created == wm.created;
+        if !row.deleted && same_second && !force && row.data != m.data && row.wm_event != wm.event {
+            Ok(WriteOutcome::Tie)
+        } else {
+            Ok(WriteOutcome::Stale)
+        }
+    }
+
+    /// One object by id, tombstones included.
+    pub async fn object(&self, kind: Kind, id: &str) -> sqlx::Result<Option<Stored>> {
+        let sql = format!("SELECT {COLUMNS} FROM {} WHERE id = $1", kind.table());
+        sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?.map(|r| stored_from_row(&r)).transpose()
+    }
+
+    /// One live object of this bucket (None for another bucket's id or a tombstone).
+    pub async fn bucket_object(&self, kind: Kind, bucket_id: &str, id: &str) -> sqlx::Result<Option<Stored>> {
+        let sql = format!("SELECT {COLUMNS} FROM {} WHERE id = $1 AND bucket_id = $2 AND deleted = 0", kind.table());
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(id)
+            .bind(bucket_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| stored_from_row(&r))
+            .transpose()
+    }
+
+    /// The bucket's live objects of a kind, newest first.
+    pub async fn bucket_objects(&self, kind: Kind, bucket_id: &str, page: &Page) -> sqlx::Result<Vec<Stored>> {
+        self.bucket_objects_where(kind, bucket_id, "", page).await
+    }
+
+    /// Like [`Db::bucket_objects`], with an extra SQL condition on `status` (a
+    /// constant written by the caller, never user input).
+    pub async fn bucket_objects_where(
+        &self,
+        kind: Kind,
+        bucket_id: &str,
+        status_condition: &str,
+        page: &Page,
+    ) -> sqlx::Result<Vec<Stored>> {
+        let table = kind.table();
+        let extra = if status_condition.is_empty() { String::new() } else { format!(" AND {status_condition}") };
+        let limit = page.limit.unwrap_or(1000).clamp(1, 1000);
+        let rows = if let Some(after) = &page.starting_after {
+            let Some(anchor) = self.bucket_object(kind, bucket_id, after).await? else {
+                return Ok(vec![]);
+            };
+            let sql = format!(
+                "SELECT {COLUMNS} FROM {table} WHERE bucket_id = $1 AND deleted = 0{extra} \
+                 AND (created < $2 OR (created = $2 AND id < $3)) ORDER BY created DESC, id DESC LIMIT $4"
+            );
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(bucket_id)
+                .bind(anchor.created)
+                .bind(&anchor.id)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+        } else {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM {table} WHERE bucket_id = $1 AND deleted = 0{extra} \
+                 ORDER BY created DESC, id DESC LIMIT $2"
+            );
+            sqlx::query(AssertSqlSafe(sql)).bind(bucket_id).bind(limit).fetch_all(&self.pool).await?
+        };
+        rows.iter().map(stored_from_row).collect()
+    }
+
+    /// Every object (tombstones too) of a Stripe customer: what the full reconcile compares against.
+    pub async fn customer_objects(&self, kind: Kind, customer_id: &str) -> sqlx::Result<Vec<Stored>> {
+        let sql = format!("SELECT {COLUMNS} FROM {} WHERE customer_id = $1 ORDER BY created, id", kind.table());
+        let rows = sqlx::query(AssertSqlSafe(sql)).bind(customer_id).fetch_all(&self.pool).await?;
+        rows.iter().map(stored_from_row).collect()
+    }
+
+    /// Attach rows stored before their customer was linked to a bucket.
+    pub async fn adopt_customer_objects(&self, customer_id: &str, bucket_id: &str) -> sqlx::Result<()> {
+        for kind in Kind::ALL {
+            sqlx::query(AssertSqlSafe(format!(
+                "UPDATE {} SET bucket_id = $1 WHERE customer_id = $2 AND bucket_id IS NULL",
+                kind.table()
+            )))
+            .bind(bucket_id)
+            .bind(customer_id)
+            .execute(&self.pool)
+            .await?;
+        }
+        Ok(())
+    }
+}
