@@ -9,17 +9,20 @@ use poem::{Endpoint, EndpointExt, Route, Server};
 use crate::api;
 use crate::cfg::Settings;
 use crate::store::Db;
+use crate::stripe::Stripe;
 
 /// What every handler gets: the cache, the settings, the Stripe gateway.
 #[derive(Clone)]
 pub struct ApiContext {
     pub db: Db,
     pub cfg: Arc<Settings>,
+    pub stripe: Stripe,
 }
 
 impl ApiContext {
-    pub fn new(db: Db, cfg: Settings) -> Self {
-        ApiContext { db, cfg: Arc::new(cfg) }
+    pub fn new(db: Db, cfg: Settings) -> anyhow::Result<Self> {
+        let stripe = Stripe::new(&cfg.stripe)?;
+        Ok(ApiContext { db, cfg: Arc::new(cfg), stripe })
     }
 }
 
@@ -42,7 +45,7 @@ pub fn app(ctx: ApiContext) -> impl Endpoint {
 pub async fn serve(cfg: Settings) -> anyhow::Result<()> {
     let db = Db::open(&cfg.database_url).await?;
     let bind = cfg.bind;
-    let ctx = ApiContext::new(db, cfg);
+    let ctx = ApiContext::new(db, cfg)?;
     let jobs = crate::sync::jobs::start(ctx.clone()).await?;
     tracing::info!(%bind, public_url = %ctx.cfg.public_url, backend = ?ctx.db.backend, "paysync listening");
     let result = Server::new(TcpListener::bind(bind))

@@ -1,3 +1,7 @@
 //! The Stripe gateway: every call paysync makes to Stripe goes through here.
+//! `client` sends; the other modules build the calls of one resource each.
 
+pub mod client;
 pub mod json;
+
+pub use client::{Stripe, StripeError};

@@ -1,4 +1,7 @@
-//! Keeping the cache in step with Stripe: background jobs (and, later, the
-//! webhook inbox worker and the reconciler).
+//! Keeping the cache in step with Stripe. Data flows one way: Stripe →
+//! `apply` → `store` → read routes.
+//! - `apply`: store one Stripe object under the watermark rule (used by every writer)
+//! - `jobs`: scheduled jobs of a running server
 
+pub mod apply;
 pub mod jobs;

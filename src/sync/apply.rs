@@ -1,0 +1,141 @@
+//! Storing Stripe objects into the cache: one function per object kind reads
+//! the columns the cache needs from the raw object, and `store` writes it
+//! under the watermark rule. Write routes (with Stripe's answer), webhook
+//! events and the reconciler all store through here.
+
+use serde_json::Value;
+
+use crate::store::{Db, Kind, Mirror, Watermark, WriteOutcome};
+use crate::stripe::json;
+
+/// The kind of a Stripe object, from its `object` field; None for objects paysync does not mirror.
+pub fn kind_of(obj: &Value) -> Option<Kind> {
+    match json::str(obj, "object")? {
+        "customer" => Some(Kind::Customer),
+        "card" | "source" | "payment_method" | "bank_account" => Some(Kind::Source),
+        "subscription" => Some(Kind::Subscription),
+        "invoice" => Some(Kind::Invoice),
+        "charge" => Some(Kind::Charge),
+        "payment_intent" => Some(Kind::PaymentIntent),
+        _ => None,
+    }
+}
+
+/// The Stripe plan (or price) id of a subscription: `plan`, else its first item's plan or price.
+pub fn subscription_plan_id(sub: &Value) -> Option<String> {
+    if let Some(id) = json::id(sub, "plan") {
+        return Some(id.to_string());
+    }
+    let item = sub.pointer("/items/data/0")?;
+    json::id(item, "plan").or_else(|| json::id(item, "price")).map(str::to_string)
+}
+
+/// The cache row of a Stripe object (bucket not resolved yet).
+/// `deleted` forces a tombstone (a `*.deleted` or `*.detached` event).
+pub fn mirror_of(obj: &Value, deleted: bool) -> Option<Mirror> {
+    let kind = kind_of(obj)?;
+    let id = json::str(obj, "id")?.to_string();
+    let deleted = deleted || json::bool(obj, "deleted").unwrap_or(false);
+    let customer = json::id(obj, "customer").map(str::to_string);
+    let (customer_id, status, parent_id) = match kind {
+        Kind::Customer => (Some(id.clone()), None, None),
+        Kind::Source => {
+            let ty = match json::str(obj, "object") {
+                Some("source") => json::str(obj, "type").unwrap_or("source").to_string(),
+                Some(other) => other.to_string(),
+                None => "card".into(),
+            };
+            (customer, Some(ty), None)
+        }
+        Kind::Subscription => (customer, json::str(obj, "status").map(str::to_string), subscription_plan_id(obj)),
+        Kind::Invoice => (customer, json::str(obj, "status").map(str::to_string), json::id(obj, "subscription").map(str::to_string)),
+        Kind::Charge | Kind::PaymentIntent => {
+            (customer, json::str(obj, "status").map(str::to_string), json::id(obj, "invoice").map(str::to_string))
+        }
+    };
+    Some(Mirror {
+        kind,
+        id,
+        // A detached PaymentMethod has no customer any more; `store` keeps the one on file.
+        customer_id: customer_id.unwrap_or_default(),
+        bucket_id: None,
+        status,
+        parent_id,
+        created: json::int(obj, "created").unwrap_or(0),
+        data: obj.clone(),
+        deleted,
+    })
+}
+
+/// What `store` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
+    /// Written, or already as new: the outcome of the watermark rule.
+    Outcome(WriteOutcome),
+    /// Not an object paysync mirrors, or one of a customer of no bucket.
+    Ignored,
+}
+
+/// Store a Stripe object under the watermark rule, resolving its bucket from its customer.
+pub async fn store(db: &Db, obj: &Value, wm: &Watermark, deleted: bool, force: bool) -> sqlx::Result<Stored> {
+    let Some(mut m) = mirror_of(obj, deleted) else {
+        return Ok(Stored::Ignored);
+    };
+    if m.customer_id.is_empty() {
+        match db.object(m.kind, &m.id).await? {
+            Some(prev) => m.customer_id = prev.customer_id,
+            None => return Ok(Stored::Ignored),
+        }
+    }
+    m.bucket_id = bucket_of(db, &m).await?;
+    if m.bucket_id.is_none() && db.object(m.kind, &m.id).await?.is_none() {
+        // A customer that belongs to no bucket (another app on the same Stripe account).
+        return Ok(Stored::Ignored);
+    }
+    Ok(Stored::Outcome(db.write_object(&m, wm, force).await?))
+}
+
+/// The bucket of an object: the bucket linked to its customer; for a customer
+/// object not yet linked, the bucket its `metadata.bucket_id` names (and link it).
+async fn bucket_of(db: &Db, m: &Mirror) -> sqlx::Result<Option<String>> {
+    if let Some(bucket) = db.bucket_of_customer(&m.customer_id).await? {
+        return Ok(Some(bucket));
+    }
+    if m.kind != Kind::Customer || m.deleted {
+        return Ok(None);
+    }
+    let Some(named) = m.data.pointer("/metadata/bucket_id").and_then(Value::as_str) else {
+        return Ok(None);
+    };
+    if db.bucket(named).await?.is_none() {
+        return Ok(None);
+    }
+    // First link wins: a bucket keeps the customer it has.
+    match db.link_customer(named, &m.customer_id).await? {
+        Some(linked) if linked == m.customer_id => {
+            db.adopt_customer_objects(&m.customer_id, named).await?;
+            Ok(Some(named.to_string()))
+        }
+        _ => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_columns_leniently() {
+        let sub = json!({"object": "subscription", "id": "sub_1", "customer": {"id": "cus_1"}, "status": "active",
+            "created": "1700000000", "items": {"data": [{"price": {"id": "price_9"}}]}});
+        let m = mirror_of(&sub, false).unwrap();
+        assert_eq!((m.kind, m.customer_id.as_str(), m.created), (Kind::Subscription, "cus_1", 1_700_000_000));
+        assert_eq!(m.parent_id.as_deref(), Some("price_9"));
+        let src = json!({"object": "source", "id": "src_1", "type": "sepa_debit", "customer": "cus_1"});
+        assert_eq!(mirror_of(&src, false).unwrap().status.as_deref(), Some("sepa_debit"));
+        let card = json!({"object": "card", "id": "card_1", "customer": "cus_1", "deleted": true});
+        assert!(mirror_of(&card, false).unwrap().deleted);
+        assert!(mirror_of(&json!({"object": "product", "id": "prod_1"}), false).is_none());
+    }
+}
