@@ -42,6 +42,23 @@ pub enum Command {
     /// Manage buckets.
     #[command(subcommand)]
     Bucket(BucketCommand),
+    /// Bring the cache in line with Stripe now: catch up from the Events API,
+    /// or (--full) compare every bucket's customer with Stripe.
+    Reconcile(ReconcileArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ReconcileArgs {
+    /// Full reconcile of every bucket's customer (resumes an interrupted run).
+    #[arg(long)]
+    pub full: bool,
+    /// Only this bucket (with --full).
+    #[arg(long, requires = "full")]
+    pub bucket: Option<String>,
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub stripe: crate::cfg::StripeArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -119,6 +136,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{id}");
             Ok(())
         }
+        Command::Reconcile(args) => crate::sync::progress::reconcile_command(args).await,
         Command::Bucket(BucketCommand::AddMember { id, user, role, db }) => {
             let role = Role::parse(&role).ok_or_else(|| anyhow::anyhow!("--role: owner, admin or member"))?;
             let db = Db::open(&db.database_url).await?;

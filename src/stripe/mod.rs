@@ -3,5 +3,6 @@
 
 pub mod client;
 pub mod json;
+pub mod pages;
 
 pub use client::{Stripe, StripeError};

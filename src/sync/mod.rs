@@ -4,4 +4,8 @@
 //! - `jobs`: scheduled jobs of a running server
 
 pub mod apply;
+pub mod catchup;
 pub mod jobs;
+pub mod leader;
+pub mod progress;
+pub mod reconcile;
