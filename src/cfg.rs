@@ -85,6 +85,12 @@ pub struct ServeArgs {
     /// Cron schedule (with seconds) of the job that ends expired trials.
     #[arg(long = "trial-cron", env = "PAYSYNC_TRIAL_CRON", default_value = "0 * * * * *")]
     pub trial_cron: String,
+    /// Cron schedule (with seconds) of the Events-API catch-up.
+    #[arg(long = "catchup-cron", env = "PAYSYNC_CATCHUP_CRON", default_value = "30 * * * * *")]
+    pub catchup_cron: String,
+    /// Cron schedule (with seconds) of the full reconcile (default: nightly at 03:00 UTC).
+    #[arg(long = "reconcile-cron", env = "PAYSYNC_RECONCILE_CRON", default_value = "0 0 3 * * *")]
+    pub reconcile_cron: String,
 }
 
 /// Checked settings of a running server.
@@ -101,6 +107,8 @@ pub struct Settings {
     pub catalog: Catalog,
     pub max_body: usize,
     pub trial_cron: String,
+    pub catchup_cron: String,
+    pub reconcile_cron: String,
 }
 
 #[derive(Clone, Debug)]
@@ -173,8 +181,14 @@ impl ServeArgs {
         if self.max_body < 1024 {
             bail!("PAYSYNC_MAX_BODY: must be at least 1024 bytes");
         }
-        tokio_cron_scheduler::Job::new_async(self.trial_cron.as_str(), |_, _| Box::pin(async {}))
-            .map_err(|e| anyhow::anyhow!("PAYSYNC_TRIAL_CRON: not a cron schedule ({e})"))?;
+        for (name, value) in [
+            ("PAYSYNC_TRIAL_CRON", &self.trial_cron),
+            ("PAYSYNC_CATCHUP_CRON", &self.catchup_cron),
+            ("PAYSYNC_RECONCILE_CRON", &self.reconcile_cron),
+        ] {
+            tokio_cron_scheduler::Job::new_async(value.as_str(), |_, _| Box::pin(async {}))
+                .map_err(|e| anyhow::anyhow!("{name}: not a cron schedule with seconds ({e})"))?;
+        }
         Ok(Settings {
             bind,
             database_url: self.db.database_url.clone(),
@@ -187,6 +201,8 @@ impl ServeArgs {
             catalog,
             max_body: self.max_body,
             trial_cron: self.trial_cron.clone(),
+            catchup_cron: self.catchup_cron.clone(),
+            reconcile_cron: self.reconcile_cron.clone(),
         })
     }
 }
