@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use poem::listener::TcpListener;
-use poem::{Endpoint, EndpointExt, Route, Server};
+use poem::web::Data;
+use poem::{Endpoint, EndpointExt, Route, Server, handler};
 
 use crate::api;
 use crate::cfg::Settings;
@@ -28,6 +29,7 @@ impl ApiContext {
 
 /// The whole HTTP app: API routes, spec, docs, with JSON errors everywhere.
 pub fn app(ctx: ApiContext) -> impl Endpoint {
+    crate::metrics::handle();
     let service = api::service();
     let spec = service.spec_endpoint();
     let docs = service.swagger_ui();
@@ -36,9 +38,19 @@ pub fn app(ctx: ApiContext) -> impl Endpoint {
         .nest("/", service)
         .at("/openapi.json", spec)
         .nest("/docs", docs)
+        .at("/metrics", metrics_text)
         .with(api::middleware::BodyLimit(max_body))
         .data(ctx)
         .catch_all_error(api::middleware::json_error)
+        .with(api::observe::Observe)
+}
+
+/// `GET /metrics`: Prometheus text exposition.
+#[handler]
+async fn metrics_text(ctx: Data<&ApiContext>) -> poem::Response {
+    poem::Response::builder()
+        .content_type("text/plain; version=0.0.4")
+        .body(crate::metrics::render(&ctx.db).await)
 }
 
 /// Run the server until SIGINT/SIGTERM.

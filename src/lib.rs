@@ -12,6 +12,7 @@ pub mod cfg;
 pub mod cli;
 pub mod error;
 pub mod logging;
+pub mod metrics;
 pub mod plans;
 pub mod store;
 pub mod stripe;

@@ -55,7 +55,17 @@ fn too_large(max: usize) -> poem::Error {
 /// Turn any error into a JSON error answer. Our own [`ApiError`]s already are;
 /// poem's get a code derived from their status and keep their message.
 pub async fn json_error(err: poem::Error) -> Response {
-    if err.is::<ApiError>() || err.has_source() && err.downcast_ref::<ApiError>().is_some() {
+    // Keep the operation id (set by poem-openapi on the error) for the metrics label.
+    let operation = err.data::<poem_openapi::OperationId>().copied();
+    let mut resp = to_json(err);
+    if let Some(op) = operation {
+        resp.set_data(op);
+    }
+    resp
+}
+
+fn to_json(err: poem::Error) -> Response {
+    if err.is::<ApiError>() {
         return err.into_response();
     }
     let status = err.status();

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod bucket;
 pub mod health;
 pub mod middleware;
+pub mod observe;
 pub mod write;
 
 use poem_openapi::{OpenApiService, Tags};

@@ -148,3 +148,15 @@ impl Db {
         Ok(done.rows_affected() > 0)
     }
 }
+
+impl Db {
+    /// Events not applied yet (pending or failed), and the receive time of the oldest.
+    pub async fn inbox_backlog(&self) -> sqlx::Result<(i64, Option<i64>)> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, MIN(received_at) AS oldest FROM stripe_events WHERE state IN ('pending', 'failed')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.try_get("n")?, row.try_get("oldest")?))
+    }
+}

@@ -1,0 +1,72 @@
+//! Every request: a request id (the caller's `X-Request-Id` when it is sane,
+//! else a fresh one; echoed in the response), one log line, and HTTP metrics
+//! labelled by route template (the OpenAPI operation id), never by raw path,
+//! so ids in URLs do not explode the metric cardinality.
+
+use std::time::Instant;
+
+use poem::http::HeaderValue;
+use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
+use poem_openapi::OperationId;
+use tracing::Instrument;
+
+pub const REQUEST_ID: &str = "x-request-id";
+
+pub struct Observe;
+
+impl<E: Endpoint> Middleware<E> for Observe {
+    type Output = ObserveEndpoint<E>;
+    fn transform(&self, ep: E) -> Self::Output {
+        ObserveEndpoint { inner: ep }
+    }
+}
+
+pub struct ObserveEndpoint<E> {
+    inner: E,
+}
+
+fn sane(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+}
+
+impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        let request_id = req
+            .headers()
+            .get(REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| sane(v))
+            .map(str::to_string)
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let method = req.method().to_string();
+        let path = req.uri().path().to_string();
+        let span = tracing::info_span!("request", request_id = %request_id, %method);
+        let started = Instant::now();
+        let result = self.inner.call(req).instrument(span.clone()).await;
+        let mut resp = match result {
+            Ok(r) => r.into_response(),
+            Err(e) => e.into_response(),
+        };
+        let elapsed = started.elapsed();
+        let status = resp.status().as_u16();
+        let route = match resp.data::<OperationId>() {
+            Some(op) => op.0.to_string(),
+            None if path == "/metrics" || path == "/openapi.json" => path.clone(),
+            None if path.starts_with("/docs") => "/docs".into(),
+            None => "unmatched".into(),
+        };
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            resp.headers_mut().insert(REQUEST_ID, v);
+        }
+        metrics::counter!("paysync_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status.to_string())
+            .increment(1);
+        metrics::histogram!("paysync_http_request_duration_seconds", "route" => route.clone(), "method" => method.clone())
+            .record(elapsed.as_secs_f64());
+        span.in_scope(|| {
+            tracing::info!(%route, status, ms = elapsed.as_secs_f64() * 1000.0, "request");
+        });
+        Ok(resp)
+    }
+}
