@@ -35,7 +35,8 @@ pub struct BucketView {
     pub name: String,
     /// The effective plan: the live subscription's, else the running trial's, else the free plan.
     pub plan: String,
-    /// The caller's role in this bucket.
+    // No doc comment here: poem-openapi would wrap the enum's $ref in an allOf,
+    // which some SDK generators (openapi-python-client) cannot read.
     pub role: Role,
     pub trial: Option<TrialView>,
     pub subscription: Option<SubscriptionSummary>,
