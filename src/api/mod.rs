@@ -41,3 +41,32 @@ pub fn service() -> OpenApiService<Apis, ()> {
 pub fn spec_json() -> String {
     service().spec()
 }
+
+/// The methods the spec documents for a request path (for the `Allow` header of a 405).
+pub fn allowed_methods(path: &str) -> Option<String> {
+    use std::sync::OnceLock;
+    static ROUTES: OnceLock<Vec<(Vec<String>, String)>> = OnceLock::new();
+    let routes = ROUTES.get_or_init(|| {
+        let spec: serde_json::Value = serde_json::from_str(&spec_json()).unwrap_or_default();
+        let paths = spec.get("paths").and_then(|p| p.as_object()).cloned().unwrap_or_default();
+        paths
+            .into_iter()
+            .map(|(template, ops)| {
+                let segments = template.split('/').map(str::to_string).collect();
+                let methods: Vec<String> = ops
+                    .as_object()
+                    .map(|o| o.keys().map(|m| m.to_ascii_uppercase()).collect())
+                    .unwrap_or_default();
+                (segments, methods.join(", "))
+            })
+            .collect()
+    });
+    let wanted: Vec<&str> = path.split('/').collect();
+    routes
+        .iter()
+        .find(|(segments, _)| {
+            segments.len() == wanted.len()
+                && segments.iter().zip(&wanted).all(|(t, w)| t == w || (t.starts_with('{') && !w.is_empty()))
+        })
+        .map(|(_, methods)| methods.clone())
+}

@@ -57,6 +57,12 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
             None if path.starts_with("/docs") => "/docs".into(),
             None => "unmatched".into(),
         };
+        if status == 405
+            && let Some(allow) = crate::api::allowed_methods(&path)
+            && let Ok(v) = HeaderValue::from_str(&allow)
+        {
+            resp.headers_mut().insert(poem::http::header::ALLOW, v);
+        }
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             resp.headers_mut().insert(REQUEST_ID, v);
         }
