@@ -241,8 +241,11 @@ async fn write_if_changed(db: &Db, obj: &Value, wm: &Watermark, deleted: bool) -
     write(db, obj, wm, deleted).await
 }
 
+/// Forced within the same second: the listing was fetched at or after its
+/// watermark second, so it is at least as new as an event of that second; a row
+/// an event made strictly newer is still kept.
 async fn write(db: &Db, obj: &Value, wm: &Watermark, deleted: bool) -> anyhow::Result<u64> {
-    Ok(match apply::store(db, obj, wm, deleted, false).await? {
+    Ok(match apply::store(db, obj, wm, deleted, true).await? {
         Stored::Outcome(WriteOutcome::Written) => 1,
         _ => 0,
     })

@@ -4,4 +4,6 @@
 mod common;
 
 mod foundation;
+mod reconcile;
 mod reconcile_wiremock;
+mod stripe_direct;

@@ -1,0 +1,82 @@
+//! Reconciler against localstripe with no webhook registered: changes made in
+//! Stripe behind paysync's back reach the cache through `paysync reconcile`.
+
+use paysync::store::Kind;
+use paysync::store::objects::Page;
+use reqwest::Method;
+
+use crate::both;
+use crate::common::*;
+use crate::stripe_direct::*;
+
+/// Run the real CLI; returns (success, stdout).
+fn cli(app: &TestApp, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_paysync"))
+        .args(args)
+        .env("DATABASE_URL", &app.db.url)
+        .env("STRIPE_SECRET_KEY", "sk_test_paysync")
+        .env("STRIPE_API_BASE", localstripe_url())
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run paysync");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `drift: customer=1 source=2 … (total 3)` → the count of one kind.
+fn drift_of(summary: &str, kind: &str) -> u64 {
+    summary
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{kind}=")))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {kind} in {summary:?}"))
+}
+
+async fn full_reconcile_converges(b: Backend) {
+    let app = TestApp::start(b).await;
+    let bucket = app.bucket("alice").await;
+    let customer = customer_for(&bucket).await;
+    app.ctx.db.link_customer(&bucket, &customer).await.unwrap();
+    ensure_plan("paysync_starter_monthly", "1900").await;
+
+    // Behind paysync's back: a card, metadata, a paid subscription.
+    let token = card_token("4242424242424242").await;
+    let card = id(&stripe(Method::POST, &format!("/customers/{customer}/sources"), &[("source", &token)]).await);
+    stripe(Method::POST, &format!("/customers/{customer}"), &[("metadata[vat_number]", "FR40303265045")]).await;
+    let sub = id(&stripe(Method::POST, "/subscriptions", &[("customer", &customer), ("items[0][plan]", "paysync_starter_monthly")]).await);
+
+    let (ok, summary) = cli(&app, &["reconcile", "--full"]);
+    assert!(ok, "{summary}");
+    assert_eq!(drift_of(&summary, "customer"), 1, "{summary}");
+    assert_eq!(drift_of(&summary, "source"), 1, "{summary}");
+    assert_eq!(drift_of(&summary, "subscription"), 1, "{summary}");
+    assert!(drift_of(&summary, "invoice") >= 1 && drift_of(&summary, "charge") >= 1, "{summary}");
+
+    let db = &app.ctx.db;
+    let cards = db.bucket_objects(Kind::Source, &bucket, &Page::default()).await.unwrap();
+    assert_eq!(cards.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), vec![card.as_str()]);
+    let cust = db.object(Kind::Customer, &customer).await.unwrap().unwrap();
+    assert_eq!(cust.data["metadata"]["vat_number"], "FR40303265045");
+    let (_, view) = call(app.get(&format!("/api/bucket/{bucket}"), "alice")).await;
+    assert_eq!(view["plan"], "starter", "{view}");
+    assert_eq!(view["subscription"]["id"], sub.as_str());
+
+    // Nothing changed since: zero drift.
+    let (ok, summary) = cli(&app, &["reconcile", "--full"]);
+    assert!(ok);
+    assert!(summary.contains("(total 0)"), "second run: {summary}");
+
+    // Canceled in Stripe and the card deleted: the bucket is back on free, the card tombstoned.
+    stripe(Method::DELETE, &format!("/subscriptions/{sub}"), &[]).await;
+    stripe(Method::DELETE, &format!("/customers/{customer}/sources/{card}"), &[]).await;
+    let (ok, summary) = cli(&app, &["reconcile", "--full", "--bucket", &bucket]);
+    assert!(ok, "{summary}");
+    assert_eq!(drift_of(&summary, "subscription"), 1, "{summary}");
+    assert_eq!(drift_of(&summary, "source"), 1, "{summary}");
+    let (_, view) = call(app.get(&format!("/api/bucket/{bucket}"), "alice")).await;
+    assert_eq!(view["plan"], "free", "{view}");
+    assert_eq!(view["subscription"]["status"], "canceled", "{view}");
+    assert!(db.bucket_objects(Kind::Source, &bucket, &Page::default()).await.unwrap().is_empty());
+    assert!(db.object(Kind::Source, &card).await.unwrap().unwrap().deleted, "the card is a tombstone");
+}
+
+both!(full_reconcile_converges);
