@@ -4,6 +4,7 @@
 mod common;
 
 mod foundation;
+mod banks;
 mod cards;
 mod reconcile;
 mod reconcile_wiremock;
