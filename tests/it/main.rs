@@ -6,6 +6,7 @@ mod common;
 mod foundation;
 mod banks;
 mod cards;
+mod cards_wiremock;
 mod reconcile;
 mod reconcile_wiremock;
 mod stripe_direct;
