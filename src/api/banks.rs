@@ -50,7 +50,10 @@ fn check_body(body: &AttachBank) -> ApiResult<(String, String)> {
         None | Some("") => return Err(ApiError::bad_request("missing_type", "type is required (sepa)")),
         Some("sepa") => {}
         Some(other) => {
-            return Err(ApiError::bad_request("unsupported_type", format!("type {other:?} is not supported (only sepa)")));
+            return Err(ApiError::bad_request(
+                "unsupported_type",
+                format!("type {other:?} is not supported (only sepa)"),
+            ));
         }
     }
     let raw = body.iban.as_deref().unwrap_or_default();
@@ -105,9 +108,13 @@ impl BanksApi {
         // One account per bucket: detach the ones it replaces.
         let mut last_answer = None;
         for prev in old.iter().filter(|s| s.id != src_id) {
-            let answer =
-                stripe_cards::delete_source(&ctx.stripe, &customer, &prev.id, step(idem, &format!("detach:{}", prev.id)))
-                    .await?;
+            let answer = stripe_cards::delete_source(
+                &ctx.stripe,
+                &customer,
+                &prev.id,
+                step(idem, &format!("detach:{}", prev.id)),
+            )
+            .await?;
             store_deleted(&ctx, &prev.data, "attachBankAccount").await?;
             last_answer = Some(answer);
         }

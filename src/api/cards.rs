@@ -70,7 +70,10 @@ fn check_card_id(id: &str) -> ApiResult<()> {
         return Err(ApiError::bad_request("missing_card_id", "the card id is missing"));
     }
     if !valid_stripe_id(id, &["card_", "pm_", "src_"]) {
-        return Err(ApiError::bad_request("invalid_card_id", format!("{id:?} is not a Stripe card id (card_… or pm_…)")));
+        return Err(ApiError::bad_request(
+            "invalid_card_id",
+            format!("{id:?} is not a Stripe card id (card_… or pm_…)"),
+        ));
     }
     Ok(())
 }
@@ -155,8 +158,7 @@ pub async fn has_default_payment_method(ctx: &ApiContext, bucket_id: &str) -> Ap
     if default_card(ctx, bucket_id).await?.is_some() {
         return Ok(true);
     }
-    let banks =
-        ctx.db.bucket_objects_where(Kind::Source, bucket_id, "status = 'sepa_debit'", &Page::default()).await?;
+    let banks = ctx.db.bucket_objects_where(Kind::Source, bucket_id, "status = 'sepa_debit'", &Page::default()).await?;
     Ok(!banks.is_empty())
 }
 
@@ -257,8 +259,12 @@ pub async fn attach_card(
         let pm = stripe_cards::attach_payment_method(&ctx.stripe, &customer, token, step(idem, "attach")).await?;
         if json::str(&pm, "type") != Some("card") {
             // Not a card: undo the attach, and tell the caller.
-            stripe_cards::detach_payment_method(&ctx.stripe, &json::str(&pm, "id").unwrap_or(token).to_string(), step(idem, "undo"))
-                .await?;
+            stripe_cards::detach_payment_method(
+                &ctx.stripe,
+                json::str(&pm, "id").unwrap_or(token),
+                step(idem, "undo"),
+            )
+            .await?;
             return Err(ApiError::bad_request("invalid_token", "this PaymentMethod is not a card"));
         }
         pm
@@ -484,7 +490,12 @@ async fn has_live_subscription(ctx: &ApiContext, bucket_id: &str) -> ApiResult<b
     let live = LIVE.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ");
     let subs = ctx
         .db
-        .bucket_objects_where(Kind::Subscription, bucket_id, &format!("status IN ({live})"), &Page { limit: Some(1), starting_after: None })
+        .bucket_objects_where(
+            Kind::Subscription,
+            bucket_id,
+            &format!("status IN ({live})"),
+            &Page { limit: Some(1), starting_after: None },
+        )
         .await?;
     Ok(!subs.is_empty())
 }

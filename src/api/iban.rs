@@ -3,6 +3,7 @@
 //! length, characters, and the mod-97 check digits.
 
 /// IBAN length per country (SWIFT IBAN registry).
+#[rustfmt::skip]
 const LENGTHS: &[(&str, usize)] = &[
     ("AD", 24), ("AE", 23), ("AL", 28), ("AT", 20), ("AZ", 28), ("BA", 20), ("BE", 16), ("BG", 22),
     ("BH", 22), ("BI", 27), ("BR", 29), ("BY", 28), ("CH", 21), ("CR", 22), ("CY", 28), ("CZ", 24),

@@ -73,13 +73,21 @@ fn valid_email(s: &str) -> bool {
 
 fn changes(m: &BillingMetadata) -> ApiResult<HashMap<String, String>> {
     let mut out = HashMap::new();
-    for (key, value) in [("vat_number", &m.vat_number), ("company_name", &m.company_name), ("receipt_email", &m.receipt_email)] {
+    for (key, value) in
+        [("vat_number", &m.vat_number), ("company_name", &m.company_name), ("receipt_email", &m.receipt_email)]
+    {
         let Some(value) = value.as_deref().map(str::trim) else { continue };
         if value.len() > MAX_VALUE {
-            return Err(ApiError::bad_request("invalid_metadata", format!("{key} is longer than {MAX_VALUE} characters")));
+            return Err(ApiError::bad_request(
+                "invalid_metadata",
+                format!("{key} is longer than {MAX_VALUE} characters"),
+            ));
         }
         if key == "receipt_email" && !value.is_empty() && !valid_email(value) {
-            return Err(ApiError::bad_request("invalid_email", format!("receipt_email {value:?} is not an e-mail address")));
+            return Err(ApiError::bad_request(
+                "invalid_email",
+                format!("receipt_email {value:?} is not an e-mail address"),
+            ));
         }
         out.insert(key.to_string(), value.to_string());
     }

@@ -20,7 +20,12 @@ pub struct CardAddress {
 }
 
 /// Attach a source (card token, or a SEPA source id) to the customer; answers the source.
-pub async fn attach_source(stripe: &Stripe, customer: &str, source: &str, idem: Option<String>) -> Result<Value, StripeError> {
+pub async fn attach_source(
+    stripe: &Stripe,
+    customer: &str,
+    source: &str,
+    idem: Option<String>,
+) -> Result<Value, StripeError> {
     stripe.send(&CreateCustomerPaymentSource::new(customer, source), idem).await
 }
 
@@ -41,7 +46,12 @@ pub async fn detach_payment_method(stripe: &Stripe, pm: &str, idem: Option<Strin
 
 /// Delete a source of the customer. Stripe answers the deleted source; localstripe
 /// answers the customer instead, so callers accept either.
-pub async fn delete_source(stripe: &Stripe, customer: &str, id: &str, idem: Option<String>) -> Result<Value, StripeError> {
+pub async fn delete_source(
+    stripe: &Stripe,
+    customer: &str,
+    id: &str,
+    idem: Option<String>,
+) -> Result<Value, StripeError> {
     stripe.send(&DeleteCustomerCard::new(customer, id), idem).await
 }
 

@@ -24,7 +24,8 @@ pub async fn set_default(
     card: DefaultCard<'_>,
     idem: Option<String>,
 ) -> Result<Value, StripeError> {
-    let pm_setting = |id: &str| UpdateCustomerInvoiceSettings { default_payment_method: Some(id.to_string()), ..Default::default() };
+    let pm_setting =
+        |id: &str| UpdateCustomerInvoiceSettings { default_payment_method: Some(id.to_string()), ..Default::default() };
     let req = match card {
         DefaultCard::Source { id, clear_pm } => {
             let req = UpdateCustomer::new(customer).default_source(id);

@@ -26,7 +26,11 @@ async fn one_bank_account(b: Backend) {
     // Bad input is refused before Stripe is asked, with the reason.
     let post = |body: serde_json::Value| app.post(&banks(&bucket), "alice").json(&body);
     assert_error(&call(post(json!({"iban": "DE89370400440532013000", "name": "A"}))).await, 400, "missing_type");
-    assert_error(&call(post(json!({"type": "ach", "iban": "DE89370400440532013000", "name": "A"}))).await, 400, "unsupported_type");
+    assert_error(
+        &call(post(json!({"type": "ach", "iban": "DE89370400440532013000", "name": "A"}))).await,
+        400,
+        "unsupported_type",
+    );
     assert_error(&call(post(json!({"type": "sepa", "name": "A"}))).await, 400, "missing_iban");
     assert_error(&call(post(json!({"type": "sepa", "iban": "DE89370400440532013000"}))).await, 400, "missing_name");
     let bad = call(post(json!({"type": "sepa", "iban": "DE89370400440532013001", "name": "A"}))).await;
@@ -38,7 +42,8 @@ async fn one_bank_account(b: Backend) {
     assert!(app.ctx.db.bucket(&bucket).await.unwrap().unwrap().stripe_customer_id.is_none(), "Stripe was not called");
 
     // Attach, read back.
-    let (status, first) = call(post(json!({"type": "sepa", "iban": "DE89 3704 0044 0532 0130 00", "name": "Alice"}))).await;
+    let (status, first) =
+        call(post(json!({"type": "sepa", "iban": "DE89 3704 0044 0532 0130 00", "name": "Alice"}))).await;
     assert_eq!(status, 200, "{first}");
     let first_id = first["data"]["id"].as_str().unwrap().to_string();
     assert_eq!(first["data"]["type"], "sepa_debit");
@@ -47,7 +52,8 @@ async fn one_bank_account(b: Backend) {
     assert_eq!((status, got["data"]["id"].as_str()), (200, Some(first_id.as_str())));
 
     // A second account replaces the first, in Stripe and in the cache.
-    let (status, second) = call(post(json!({"type": "sepa", "iban": "FR1420041010050500013M02606", "name": "Alice"}))).await;
+    let (status, second) =
+        call(post(json!({"type": "sepa", "iban": "FR1420041010050500013M02606", "name": "Alice"}))).await;
     assert_eq!(status, 200, "{second}");
     let second_id = second["data"]["id"].as_str().unwrap().to_string();
     let (_, got) = call(app.get(&banks(&bucket), "alice")).await;
@@ -55,7 +61,8 @@ async fn one_bank_account(b: Backend) {
     assert!(app.ctx.db.object(Kind::Source, &first_id).await.unwrap().unwrap().deleted);
     let customer = app.ctx.db.bucket(&bucket).await.unwrap().unwrap().stripe_customer_id.unwrap();
     let in_stripe = stripe(Method::GET, &format!("/customers/{customer}?expand[]=sources"), &[]).await;
-    let sources: Vec<&str> = in_stripe["sources"]["data"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    let sources: Vec<&str> =
+        in_stripe["sources"]["data"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
     assert_eq!(sources, vec![second_id.as_str()]);
 
     // A bank account is not a card, and counts as a way to pay.
@@ -67,7 +74,11 @@ async fn one_bank_account(b: Backend) {
     assert_eq!(call(app.get(&banks(&bucket), "mallory")).await.0, 200);
     assert_error(&call(app.delete(&banks(&bucket), "mallory")).await, 403, "insufficient_role");
     let (status, gone) = call(app.delete(&banks(&bucket), "alice")).await;
-    assert_eq!((status, gone["id"].as_str(), gone["deleted"].as_bool()), (200, Some(second_id.as_str()), Some(true)), "{gone}");
+    assert_eq!(
+        (status, gone["id"].as_str(), gone["deleted"].as_bool()),
+        (200, Some(second_id.as_str()), Some(true)),
+        "{gone}"
+    );
     assert_error(&call(app.get(&banks(&bucket), "alice")).await, 404, "no_bank_account");
     assert!(!paysync::api::cards::has_default_payment_method(&app.ctx, &bucket).await.unwrap());
     attach(&app, &bucket, "alice", "4242424242424242").await;
@@ -88,7 +99,10 @@ async fn metadata(b: Backend) {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["vat_number"], "FR40303265045");
     let (_, got) = call(app.get(&meta(&bucket), "alice")).await;
-    assert_eq!((got["company_name"].as_str(), got["receipt_email"].as_str()), (Some("Acme"), Some("billing@acme.test")));
+    assert_eq!(
+        (got["company_name"].as_str(), got["receipt_email"].as_str()),
+        (Some("Acme"), Some("billing@acme.test"))
+    );
     let customer = app.ctx.db.bucket(&bucket).await.unwrap().unwrap().stripe_customer_id.unwrap();
     let in_stripe = stripe(Method::GET, &format!("/customers/{customer}"), &[]).await;
     assert_eq!(in_stripe["metadata"]["vat_number"], "FR40303265045");

@@ -31,7 +31,13 @@ async fn card_pm() -> String {
     let pm = stripe(
         Method::POST,
         "/payment_methods",
-        &[("type", "card"), ("card[number]", "4242424242424242"), ("card[exp_month]", "11"), ("card[exp_year]", "2031"), ("card[cvc]", "123")],
+        &[
+            ("type", "card"),
+            ("card[number]", "4242424242424242"),
+            ("card[exp_month]", "11"),
+            ("card[exp_year]", "2031"),
+            ("card[cvc]", "123"),
+        ],
     )
     .await;
     id(&pm)
@@ -109,12 +115,15 @@ async fn bad_input_and_declines(b: Backend) {
     // Roles: a member reads but may not write; a stranger sees no bucket.
     app.add_member(&bucket, "mallory", Role::Member).await;
     let token = card_token("4242424242424242").await;
-    assert_error(&call(app.post(&cards(&bucket), "mallory").json(&json!({"token": token}))).await, 403, "insufficient_role");
+    assert_error(
+        &call(app.post(&cards(&bucket), "mallory").json(&json!({"token": token}))).await,
+        403,
+        "insufficient_role",
+    );
     assert_error(&call(app.get(&cards(&bucket), "mallory")).await, 404, "no_cards");
     assert_error(&call(app.get(&cards(&bucket), "eve")).await, 404, "bucket_not_found");
     assert_error(&call(app.post(&cards(&bucket), "eve").json(&json!({"token": token}))).await, 404, "bucket_not_found");
 }
-
 
 async fn update_default_and_cross_bucket(b: Backend) {
     let app = TestApp::start(b).await;
@@ -131,7 +140,11 @@ async fn update_default_and_cross_bucket(b: Backend) {
     assert_error(&call(app.delete(&card(&bucket, &bobs), "alice")).await, 404, "card_not_found");
     assert_error(&call(app.post(&format!("{}/default", card(&bucket, &bobs)), "alice")).await, 404, "card_not_found");
     let put = format!("/api/bucket/{bucket}/payment/card");
-    assert_error(&call(app.put(&put, "alice").json(&json!({"id": bobs, "address_city": "Paris"}))).await, 404, "card_not_found");
+    assert_error(
+        &call(app.put(&put, "alice").json(&json!({"id": bobs, "address_city": "Paris"}))).await,
+        404,
+        "card_not_found",
+    );
     assert_error(&call(app.get(&card(&bucket, "not-a-card"), "alice")).await, 400, "invalid_card_id");
 
     // Update: 400 without id or fields, then the address lands in Stripe and in the cache.
@@ -162,14 +175,26 @@ async fn update_default_and_cross_bucket(b: Backend) {
     let (status, _) = call(app.post(&format!("{}/default", card(&bucket, &first)), "alice")).await;
     assert_eq!(status, 200);
     let (_, default) = call(app.get(&format!("/api/bucket/{bucket}/payment/card"), "alice")).await;
-    assert_eq!(default["data"]["id"], first.as_str(), "a card source wins again once the PaymentMethod default is cleared");
+    assert_eq!(
+        default["data"]["id"],
+        first.as_str(),
+        "a card source wins again once the PaymentMethod default is cleared"
+    );
 
     // A member may look but not change anything.
     app.add_member(&bucket, "mallory", Role::Member).await;
     assert_eq!(call(app.get(&cards(&bucket), "mallory")).await.0, 200);
-    assert_error(&call(app.post(&format!("{}/default", card(&bucket, &second)), "mallory")).await, 403, "insufficient_role");
+    assert_error(
+        &call(app.post(&format!("{}/default", card(&bucket, &second)), "mallory")).await,
+        403,
+        "insufficient_role",
+    );
     assert_error(&call(app.delete(&card(&bucket, &second), "mallory")).await, 403, "insufficient_role");
-    assert_error(&call(app.put(&put, "mallory").json(&json!({"id": second, "address_city": "X"}))).await, 403, "insufficient_role");
+    assert_error(
+        &call(app.put(&put, "mallory").json(&json!({"id": second, "address_city": "X"}))).await,
+        403,
+        "insufficient_role",
+    );
 }
 
 /// Pretend Stripe told us about a live subscription of the bucket.
@@ -219,11 +244,16 @@ async fn reads_never_call_stripe(b: Backend) {
     let app = TestApp::start(b).await;
     let bucket = app.bucket("alice").await;
     let card_id = attach(&app, &bucket, "alice", "4242424242424242").await;
-    let bank = call(app.post(&format!("/api/bucket/{bucket}/payment/banks"), "alice")
-        .json(&json!({"type": "sepa", "iban": "DE89370400440532013000", "name": "Alice"}))).await;
+    let bank = call(
+        app.post(&format!("/api/bucket/{bucket}/payment/banks"), "alice")
+            .json(&json!({"type": "sepa", "iban": "DE89370400440532013000", "name": "Alice"})),
+    )
+    .await;
     assert_eq!(bank.0, 200, "{:?}", bank.1);
-    let meta = call(app.put(&format!("/api/bucket/{bucket}/payment"), "alice")
-        .json(&json!({"metadata": {"company_name": "Acme"}}))).await;
+    let meta = call(
+        app.put(&format!("/api/bucket/{bucket}/payment"), "alice").json(&json!({"metadata": {"company_name": "Acme"}})),
+    )
+    .await;
     assert_eq!(meta.0, 200, "{:?}", meta.1);
 
     let offline = TestApp::start_on(
@@ -246,12 +276,29 @@ async fn reads_never_call_stripe(b: Backend) {
 
     let before = app.ctx.db.bucket_objects(Kind::Source, &bucket, &Default::default()).await.unwrap().len();
     assert_error(&call(offline.delete(&card(&bucket, &card_id), "alice")).await, 500, "stripe_error");
-    assert_error(&call(offline.post(&format!("{}/default", card(&bucket, &card_id)), "alice")).await, 500, "stripe_error");
-    assert_error(&call(offline.delete(&format!("/api/bucket/{bucket}/payment/banks"), "alice")).await, 500, "stripe_error");
-    let token = card_token("5555555555554444").await;
-    assert_error(&call(offline.post(&cards(&bucket), "alice").json(&json!({"token": token}))).await, 500, "stripe_error");
     assert_error(
-        &call(offline.put(&format!("/api/bucket/{bucket}/payment"), "alice").json(&json!({"metadata": {"company_name": "X"}}))).await,
+        &call(offline.post(&format!("{}/default", card(&bucket, &card_id)), "alice")).await,
+        500,
+        "stripe_error",
+    );
+    assert_error(
+        &call(offline.delete(&format!("/api/bucket/{bucket}/payment/banks"), "alice")).await,
+        500,
+        "stripe_error",
+    );
+    let token = card_token("5555555555554444").await;
+    assert_error(
+        &call(offline.post(&cards(&bucket), "alice").json(&json!({"token": token}))).await,
+        500,
+        "stripe_error",
+    );
+    assert_error(
+        &call(
+            offline
+                .put(&format!("/api/bucket/{bucket}/payment"), "alice")
+                .json(&json!({"metadata": {"company_name": "X"}})),
+        )
+        .await,
         500,
         "stripe_error",
     );

@@ -50,7 +50,12 @@ fn sources_path() -> String {
 async fn app_on(b: Backend, server: &MockServer, timeout: Duration, attempts: u32) -> TestApp {
     TestApp::start_with(
         b,
-        Options { stripe_base: Some(server.uri()), stripe_timeout: timeout, stripe_max_attempts: attempts, ..Options::default() },
+        Options {
+            stripe_base: Some(server.uri()),
+            stripe_timeout: timeout,
+            stripe_max_attempts: attempts,
+            ..Options::default()
+        },
     )
     .await
 }
@@ -83,7 +88,11 @@ async fn rate_limited_then_ok(b: Backend) {
         .with_priority(1)
         .mount(&server)
         .await;
-    Mock::given(method("POST")).and(path(sources_path())).respond_with(ResponseTemplate::new(200).set_body_json(card_json())).mount(&server).await;
+    Mock::given(method("POST"))
+        .and(path(sources_path()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(card_json()))
+        .mount(&server)
+        .await;
     let app = app_on(b, &server, Duration::from_secs(5), 3).await;
     let bucket = app.bucket("alice").await;
 
@@ -101,12 +110,18 @@ async fn failing_then_ok(b: Backend) {
     let server = fake_stripe().await;
     Mock::given(method("POST"))
         .and(path(sources_path()))
-        .respond_with(ResponseTemplate::new(500).set_body_json(json!({"error": {"type": "api_error", "message": "boom"}})))
+        .respond_with(
+            ResponseTemplate::new(500).set_body_json(json!({"error": {"type": "api_error", "message": "boom"}})),
+        )
         .up_to_n_times(1)
         .with_priority(1)
         .mount(&server)
         .await;
-    Mock::given(method("POST")).and(path(sources_path())).respond_with(ResponseTemplate::new(200).set_body_json(card_json())).mount(&server).await;
+    Mock::given(method("POST"))
+        .and(path(sources_path()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(card_json()))
+        .mount(&server)
+        .await;
     let app = app_on(b, &server, Duration::from_secs(5), 3).await;
     let bucket = app.bucket("alice").await;
     let (status, body) = call(attach_req(&app, &bucket)).await;
@@ -155,7 +170,11 @@ async fn time_out(b: Backend) {
 /// bucket and route; the customer's key comes from the bucket id.
 async fn idempotency_keys(b: Backend) {
     let server = fake_stripe().await;
-    Mock::given(method("POST")).and(path(sources_path())).respond_with(ResponseTemplate::new(200).set_body_json(card_json())).mount(&server).await;
+    Mock::given(method("POST"))
+        .and(path(sources_path()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(card_json()))
+        .mount(&server)
+        .await;
     let app = app_on(b, &server, Duration::from_secs(5), 1).await;
     let bucket = app.bucket("alice").await;
 
@@ -165,9 +184,15 @@ async fn idempotency_keys(b: Backend) {
     assert_eq!(created.len(), 1);
     assert_eq!(key_of(&created[0]).as_deref(), Some(format!("paysync:customer:{bucket}").as_str()));
     let attached = requests_to(&server, &sources_path()).await;
-    assert_eq!(key_of(&attached[0]).as_deref(), Some(format!("paysync:{bucket}:attachCreditCard:order-42:attach").as_str()));
+    assert_eq!(
+        key_of(&attached[0]).as_deref(),
+        Some(format!("paysync:{bucket}:attachCreditCard:order-42:attach").as_str())
+    );
     let defaulted = requests_to(&server, &format!("/v1/customers/{CUS}")).await;
-    assert_eq!(key_of(&defaulted[0]).as_deref(), Some(format!("paysync:{bucket}:attachCreditCard:order-42:default").as_str()));
+    assert_eq!(
+        key_of(&defaulted[0]).as_deref(),
+        Some(format!("paysync:{bucket}:attachCreditCard:order-42:default").as_str())
+    );
 
     // Without a caller's key, every write still carries one, each different.
     let (status, _) = call(app.post(&format!("/api/bucket/{bucket}/payment/card/{CARD}/default"), "alice")).await;
@@ -181,7 +206,11 @@ async fn idempotency_keys(b: Backend) {
 
     // A key Stripe would refuse is refused here first.
     let long = "k".repeat(300);
-    assert_error(&call(attach_req(&app, &bucket).header("Idempotency-Key", long)).await, 400, "invalid_idempotency_key");
+    assert_error(
+        &call(attach_req(&app, &bucket).header("Idempotency-Key", long)).await,
+        400,
+        "invalid_idempotency_key",
+    );
 }
 
 /// Two first writes at once: one customer is created.
@@ -199,4 +228,11 @@ async fn concurrent_first_writes(b: Backend) {
     assert_eq!(requests_to(&server, "/v1/customers").await.len(), 1);
 }
 
-both!(rate_limited_then_ok, failing_then_ok, rate_limited_for_good, time_out, idempotency_keys, concurrent_first_writes);
+both!(
+    rate_limited_then_ok,
+    failing_then_ok,
+    rate_limited_for_good,
+    time_out,
+    idempotency_keys,
+    concurrent_first_writes
+);
