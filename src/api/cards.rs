@@ -259,12 +259,8 @@ pub async fn attach_card(
         let pm = stripe_cards::attach_payment_method(&ctx.stripe, &customer, token, step(idem, "attach")).await?;
         if json::str(&pm, "type") != Some("card") {
             // Not a card: undo the attach, and tell the caller.
-            stripe_cards::detach_payment_method(
-                &ctx.stripe,
-                json::str(&pm, "id").unwrap_or(token),
-                step(idem, "undo"),
-            )
-            .await?;
+            stripe_cards::detach_payment_method(&ctx.stripe, json::str(&pm, "id").unwrap_or(token), step(idem, "undo"))
+                .await?;
             return Err(ApiError::bad_request("invalid_token", "this PaymentMethod is not a card"));
         }
         pm
@@ -450,11 +446,12 @@ impl CardsApi {
         }
         let customer = ensure_customer(&ctx, &access.bucket).await?;
         let idem = idempotency_key(bucket, "deleteCreditCard", idempotency.as_deref());
-        let answer = if card.status.as_deref() == Some("payment_method") {
-            Some(stripe_cards::detach_payment_method(&ctx.stripe, &card.id, idem).await?)
+        let result = if card.status.as_deref() == Some("payment_method") {
+            stripe_cards::detach_payment_method(&ctx.stripe, &card.id, idem).await
         } else {
-            Some(stripe_cards::delete_source(&ctx.stripe, &customer, &card.id, idem).await?)
+            stripe_cards::delete_source(&ctx.stripe, &customer, &card.id, idem).await
         };
+        let answer = stripe_cards::already_gone_is_ok(result)?;
         store_deleted(&ctx, &card.data, "deleteCreditCard").await?;
         refresh_customer(&ctx, &customer, answer.as_ref(), "deleteCreditCard").await;
         let mut view = card_view(&card.data);

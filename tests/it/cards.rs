@@ -347,7 +347,20 @@ async fn customers_of(bucket: &str) -> Vec<String> {
     }
 }
 
+/// A card deleted in Stripe behind paysync's back: deleting it here succeeds and tombstones it.
+async fn delete_card_already_gone(b: Backend) {
+    let app = TestApp::start(b).await;
+    let bucket = app.bucket("alice").await;
+    let gone = attach(&app, &bucket, "alice", "4242424242424242").await;
+    let customer = app.ctx.db.bucket(&bucket).await.unwrap().unwrap().stripe_customer_id.unwrap();
+    stripe(Method::DELETE, &format!("/customers/{customer}/sources/{gone}"), &[]).await;
+    let (status, body) = call(app.delete(&card(&bucket, &gone), "alice")).await;
+    assert_eq!((status, body["deleted"].as_bool()), (200, Some(true)), "{body}");
+    assert_error(&call(app.get(&cards(&bucket), "alice")).await, 404, "no_cards");
+}
+
 both!(
+    delete_card_already_gone,
     attach_and_list,
     bad_input_and_declines,
     update_default_and_cross_bucket,
