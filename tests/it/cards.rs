@@ -302,7 +302,18 @@ async fn reads_never_call_stripe(b: Backend) {
         500,
         "stripe_error",
     );
+    let put = format!("/api/bucket/{bucket}/payment/card");
+    let update = call(offline.put(&put, "alice").json(&json!({"id": card_id, "address_city": "Nowhere"}))).await;
+    assert_error(&update, 500, "stripe_error");
+    let new_bank = offline
+        .post(&format!("/api/bucket/{bucket}/payment/banks"), "alice")
+        .json(&json!({"type": "sepa", "iban": "FR1420041010050500013M02606", "name": "Alice"}));
+    assert_error(&call(new_bank).await, 500, "stripe_error");
     assert_eq!(app.ctx.db.bucket_objects(Kind::Source, &bucket, &Default::default()).await.unwrap().len(), before);
+    let (_, one) = call(offline.get(&card(&bucket, &card_id), "alice")).await;
+    assert!(one["data"]["address_city"].is_null(), "{one}");
+    let (_, bank_now) = call(offline.get(&format!("/api/bucket/{bucket}/payment/banks"), "alice")).await;
+    assert_eq!(bank_now["data"]["id"], bank.1["data"]["id"]);
     let (_, list) = call(offline.get(&cards(&bucket), "alice")).await;
     assert_eq!(ids(&list), vec![card_id]);
     let (_, meta) = call(offline.get(&format!("/api/bucket/{bucket}/payment"), "alice")).await;
