@@ -11,7 +11,9 @@ use crate::api::Tag;
 use crate::api::access::UserAuth;
 use crate::api::cards::{owned_by, refresh_customer};
 use crate::api::iban;
-use crate::api::write::{check_idempotency_key, ensure_customer, idempotency_key, store_answer, store_deleted};
+use crate::api::write::{
+    check_idempotency_key, ensure_customer, idempotency_key, store_answer, store_deleted,
+};
 use crate::app::ApiContext;
 use crate::error::{ApiError, ApiResult};
 use crate::store::objects::{Kind, Page, Stored};
@@ -37,7 +39,15 @@ pub struct SourceData {
 
 /// The bucket's SEPA sources in the cache, newest first (normally at most one).
 async fn cached_banks(ctx: &ApiContext, bucket_id: &str) -> ApiResult<Vec<Stored>> {
-    Ok(ctx.db.bucket_objects_where(Kind::Source, bucket_id, "status = 'sepa_debit'", &Page::default()).await?)
+    Ok(ctx
+        .db
+        .bucket_objects_where(
+            Kind::Source,
+            bucket_id,
+            "status = 'sepa_debit'",
+            &Page::default(),
+        )
+        .await?)
 }
 
 fn step(idem: Option<&str>, name: &str) -> Option<String> {
@@ -47,7 +57,12 @@ fn step(idem: Option<&str>, name: &str) -> Option<String> {
 /// Validated `(iban, owner name)` of an attach request.
 fn check_body(body: &AttachBank) -> ApiResult<(String, String)> {
     match body.kind.as_deref().map(str::trim) {
-        None | Some("") => return Err(ApiError::bad_request("missing_type", "type is required (sepa)")),
+        None | Some("") => {
+            return Err(ApiError::bad_request(
+                "missing_type",
+                "type is required (sepa)",
+            ));
+        }
         Some("sepa") => {}
         Some(other) => {
             return Err(ApiError::bad_request(
@@ -60,13 +75,20 @@ fn check_body(body: &AttachBank) -> ApiResult<(String, String)> {
     if raw.trim().is_empty() {
         return Err(ApiError::bad_request("missing_iban", "iban is required"));
     }
-    let iban = iban::check(raw).map_err(|why| ApiError::bad_request("invalid_iban", format!("invalid IBAN: {why}")))?;
+    let iban = iban::check(raw)
+        .map_err(|why| ApiError::bad_request("invalid_iban", format!("invalid IBAN: {why}")))?;
     let name = body.name.as_deref().unwrap_or_default().trim().to_string();
     if name.is_empty() {
-        return Err(ApiError::bad_request("missing_name", "name (the account holder) is required"));
+        return Err(ApiError::bad_request(
+            "missing_name",
+            "name (the account holder) is required",
+        ));
     }
     if name.len() > 200 {
-        return Err(ApiError::bad_request("invalid_name", "name is longer than 200 characters"));
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            "name is longer than 200 characters",
+        ));
     }
     Ok((iban, name))
 }
@@ -76,7 +98,11 @@ pub struct BanksApi;
 #[OpenApi(tag = "Tag::Payment")]
 impl BanksApi {
     /// Attach a SEPA bank account to the bucket's customer, replacing the one it had.
-    #[oai(path = "/api/bucket/:id/payment/banks", method = "post", operation_id = "attachBankAccount")]
+    #[oai(
+        path = "/api/bucket/:id/payment/banks",
+        method = "post",
+        operation_id = "attachBankAccount"
+    )]
     async fn attach(
         &self,
         ctx: Data<&ApiContext>,
@@ -98,9 +124,13 @@ impl BanksApi {
 
         let created = sources::create_sepa(&ctx.stripe, &iban, &name, step(idem, "source")).await?;
         let src_id = json::str(&created, "id")
-            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("Stripe created a source without id")))?
+            .ok_or_else(|| {
+                ApiError::Internal(anyhow::anyhow!("Stripe created a source without id"))
+            })?
             .to_string();
-        let attached = stripe_cards::attach_source(&ctx.stripe, &customer, &src_id, step(idem, "attach")).await?;
+        let attached =
+            stripe_cards::attach_source(&ctx.stripe, &customer, &src_id, step(idem, "attach"))
+                .await?;
         let attached = owned_by(attached, &customer);
         store_answer(&ctx, &attached, "attachBankAccount").await?;
         tracing::info!(bucket = %bucket, source = %src_id, "SEPA bank account attached");
@@ -120,17 +150,37 @@ impl BanksApi {
     }
 
     /// The bucket's SEPA bank account (404 when it has none).
-    #[oai(path = "/api/bucket/:id/payment/banks", method = "get", operation_id = "fetchBankAccount")]
-    async fn get(&self, ctx: Data<&ApiContext>, auth: UserAuth, id: Path<String>) -> ApiResult<Json<SourceData>> {
+    #[oai(
+        path = "/api/bucket/:id/payment/banks",
+        method = "get",
+        operation_id = "fetchBankAccount"
+    )]
+    async fn get(
+        &self,
+        ctx: Data<&ApiContext>,
+        auth: UserAuth,
+        id: Path<String>,
+    ) -> ApiResult<Json<SourceData>> {
         let access = auth.read(&ctx, &id).await?;
-        match cached_banks(&ctx, &access.bucket.id).await?.into_iter().next() {
+        match cached_banks(&ctx, &access.bucket.id)
+            .await?
+            .into_iter()
+            .next()
+        {
             Some(bank) => Ok(Json(SourceData { data: bank.data })),
-            None => Err(ApiError::not_found("no_bank_account", "this bucket has no bank account")),
+            None => Err(ApiError::not_found(
+                "no_bank_account",
+                "this bucket has no bank account",
+            )),
         }
     }
 
     /// Remove the bucket's SEPA bank account.
-    #[oai(path = "/api/bucket/:id/payment/banks", method = "delete", operation_id = "deleteBankAccount")]
+    #[oai(
+        path = "/api/bucket/:id/payment/banks",
+        method = "delete",
+        operation_id = "deleteBankAccount"
+    )]
     async fn delete(
         &self,
         ctx: Data<&ApiContext>,
@@ -144,10 +194,17 @@ impl BanksApi {
         check_idempotency_key(idempotency.as_deref())?;
         let banks = cached_banks(&ctx, &access.bucket.id).await?;
         let Some(bank) = banks.first() else {
-            return Err(ApiError::not_found("no_bank_account", "this bucket has no bank account"));
+            return Err(ApiError::not_found(
+                "no_bank_account",
+                "this bucket has no bank account",
+            ));
         };
         let customer = ensure_customer(&ctx, &access.bucket).await?;
-        let idem = idempotency_key(&access.bucket.id, "deleteBankAccount", idempotency.as_deref());
+        let idem = idempotency_key(
+            &access.bucket.id,
+            "deleteBankAccount",
+            idempotency.as_deref(),
+        );
         let answer = stripe_cards::already_gone_is_ok(
             stripe_cards::delete_source(&ctx.stripe, &customer, &bank.id, idem).await,
         )?;

@@ -14,7 +14,9 @@ use serde_json::Value;
 
 use crate::api::Tag;
 use crate::api::access::UserAuth;
-use crate::api::write::{check_idempotency_key, ensure_customer, idempotency_key, store_answer, store_deleted};
+use crate::api::write::{
+    check_idempotency_key, ensure_customer, idempotency_key, store_answer, store_deleted,
+};
 use crate::app::ApiContext;
 use crate::billing::LIVE;
 use crate::error::{ApiError, ApiResult};
@@ -67,7 +69,10 @@ pub fn valid_stripe_id(id: &str, prefixes: &[&str]) -> bool {
 
 fn check_card_id(id: &str) -> ApiResult<()> {
     if id.trim().is_empty() {
-        return Err(ApiError::bad_request("missing_card_id", "the card id is missing"));
+        return Err(ApiError::bad_request(
+            "missing_card_id",
+            "the card id is missing",
+        ));
     }
     if !valid_stripe_id(id, &["card_", "pm_", "src_"]) {
         return Err(ApiError::bad_request(
@@ -104,7 +109,10 @@ fn is_card(row: &Stored) -> bool {
 
 /// The bucket's live cards in the cache, newest first.
 pub async fn cached_cards(ctx: &ApiContext, bucket_id: &str) -> ApiResult<Vec<Stored>> {
-    let rows = ctx.db.bucket_objects(Kind::Source, bucket_id, &Page::default()).await?;
+    let rows = ctx
+        .db
+        .bucket_objects(Kind::Source, bucket_id, &Page::default())
+        .await?;
     Ok(rows.into_iter().filter(is_card).collect())
 }
 
@@ -114,7 +122,12 @@ async fn cached_card(ctx: &ApiContext, bucket_id: &str, card_id: &str) -> ApiRes
         .bucket_object(Kind::Source, bucket_id, card_id)
         .await?
         .filter(is_card)
-        .ok_or_else(|| ApiError::not_found("card_not_found", format!("this bucket has no card {card_id}")))
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "card_not_found",
+                format!("this bucket has no card {card_id}"),
+            )
+        })
 }
 
 /// The bucket's Stripe customer as cached (None before its first write).
@@ -125,18 +138,24 @@ pub async fn cached_customer(ctx: &ApiContext, bucket_id: &str) -> ApiResult<Opt
     let Some(customer) = bucket.stripe_customer_id else {
         return Ok(None);
     };
-    Ok(ctx.db.object(Kind::Customer, &customer).await?.filter(|c| !c.deleted))
+    Ok(ctx
+        .db
+        .object(Kind::Customer, &customer)
+        .await?
+        .filter(|c| !c.deleted))
 }
 
 /// The default card's id: the customer's `invoice_settings.default_payment_method`
 /// (what Stripe charges first), else its `default_source`, if that is one of `cards`.
 fn default_card_id(customer: Option<&Stored>, cards: &[Stored]) -> Option<String> {
     let c = &customer?.data;
-    let pm = c.pointer("/invoice_settings/default_payment_method").and_then(|v| match v {
-        Value::String(s) => Some(s.as_str()),
-        Value::Object(o) => o.get("id").and_then(Value::as_str),
-        _ => None,
-    });
+    let pm = c
+        .pointer("/invoice_settings/default_payment_method")
+        .and_then(|v| match v {
+            Value::String(s) => Some(s.as_str()),
+            Value::Object(o) => o.get("id").and_then(Value::as_str),
+            _ => None,
+        });
     [pm, json::id(c, "default_source")]
         .into_iter()
         .flatten()
@@ -158,7 +177,15 @@ pub async fn has_default_payment_method(ctx: &ApiContext, bucket_id: &str) -> Ap
     if default_card(ctx, bucket_id).await?.is_some() {
         return Ok(true);
     }
-    let banks = ctx.db.bucket_objects_where(Kind::Source, bucket_id, "status = 'sepa_debit'", &Page::default()).await?;
+    let banks = ctx
+        .db
+        .bucket_objects_where(
+            Kind::Source,
+            bucket_id,
+            "status = 'sepa_debit'",
+            &Page::default(),
+        )
+        .await?;
     Ok(!banks.is_empty())
 }
 
@@ -166,7 +193,11 @@ pub async fn has_default_payment_method(ctx: &ApiContext, bucket_id: &str) -> Ap
 /// are numbers even when Stripe (or a stand-in) sent strings; a card
 /// PaymentMethod is reshaped into the card object's fields.
 pub fn card_view(obj: &Value) -> Value {
-    let mut card = if json::str(obj, "object") == Some("payment_method") { pm_as_card(obj) } else { obj.clone() };
+    let mut card = if json::str(obj, "object") == Some("payment_method") {
+        pm_as_card(obj)
+    } else {
+        obj.clone()
+    };
     for key in ["exp_month", "exp_year"] {
         if let Some(n) = json::int(&card, key) {
             card[key] = Value::from(n);
@@ -177,7 +208,10 @@ pub fn card_view(obj: &Value) -> Value {
 
 fn pm_as_card(pm: &Value) -> Value {
     let c = pm.get("card").cloned().unwrap_or(Value::Null);
-    let addr = pm.pointer("/billing_details/address").cloned().unwrap_or(Value::Null);
+    let addr = pm
+        .pointer("/billing_details/address")
+        .cloned()
+        .unwrap_or(Value::Null);
     let brand = match json::str(&c, "brand").unwrap_or("unknown") {
         "visa" => "Visa",
         "mastercard" => "MasterCard",
@@ -214,7 +248,12 @@ fn pm_as_card(pm: &Value) -> Value {
 }
 
 /// Make `card` the customer's default and store the customer Stripe answers.
-async fn make_default(ctx: &ApiContext, customer: &str, card: &Value, idem: Option<String>) -> ApiResult<()> {
+async fn make_default(
+    ctx: &ApiContext,
+    customer: &str,
+    card: &Value,
+    idem: Option<String>,
+) -> ApiResult<()> {
     let id = json::str(card, "id").unwrap_or_default();
     let target = if json::str(card, "object") == Some("payment_method") {
         DefaultCard::PaymentMethod(id)
@@ -246,7 +285,10 @@ pub async fn attach_card(
 ) -> ApiResult<Value> {
     let token = token.trim();
     if token.is_empty() {
-        return Err(ApiError::bad_request("missing_token", "token is required (a Stripe card token tok_… or pm_…)"));
+        return Err(ApiError::bad_request(
+            "missing_token",
+            "token is required (a Stripe card token tok_… or pm_…)",
+        ));
     }
     if !valid_stripe_id(token, &["tok_", "pm_"]) {
         return Err(ApiError::bad_request(
@@ -256,12 +298,25 @@ pub async fn attach_card(
     }
     let customer = ensure_customer(ctx, bucket).await?;
     let card = if token.starts_with("pm_") {
-        let pm = stripe_cards::attach_payment_method(&ctx.stripe, &customer, token, step(idem, "attach")).await?;
+        let pm = stripe_cards::attach_payment_method(
+            &ctx.stripe,
+            &customer,
+            token,
+            step(idem, "attach"),
+        )
+        .await?;
         if json::str(&pm, "type") != Some("card") {
             // Not a card: undo the attach, and tell the caller.
-            stripe_cards::detach_payment_method(&ctx.stripe, json::str(&pm, "id").unwrap_or(token), step(idem, "undo"))
-                .await?;
-            return Err(ApiError::bad_request("invalid_token", "this PaymentMethod is not a card"));
+            stripe_cards::detach_payment_method(
+                &ctx.stripe,
+                json::str(&pm, "id").unwrap_or(token),
+                step(idem, "undo"),
+            )
+            .await?;
+            return Err(ApiError::bad_request(
+                "invalid_token",
+                "this PaymentMethod is not a card",
+            ));
         }
         pm
     } else {
@@ -269,7 +324,11 @@ pub async fn attach_card(
     };
     let card = owned_by(card, &customer);
     store_answer(ctx, &card, "attachCreditCard").await?;
-    let last4 = card_view(&card).get("last4").and_then(Value::as_str).unwrap_or_default().to_string();
+    let last4 = card_view(&card)
+        .get("last4")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     tracing::info!(bucket = %bucket.id, card = json::str(&card, "id").unwrap_or(""), %last4, "card attached");
     if make_default_card {
         make_default(ctx, &customer, &card, step(idem, "default")).await?;
@@ -282,7 +341,12 @@ pub async fn attach_card(
 /// the customer; real Stripe answers the source, so the customer is re-read.
 /// A failure here is logged, not answered: the delete itself succeeded, and the
 /// reconciler will bring the customer up to date.
-pub(crate) async fn refresh_customer(ctx: &ApiContext, customer: &str, delete_answer: Option<&Value>, route: &str) {
+pub(crate) async fn refresh_customer(
+    ctx: &ApiContext,
+    customer: &str,
+    delete_answer: Option<&Value>,
+    route: &str,
+) {
     let fresh = match delete_answer.filter(|a| json::str(a, "object") == Some("customer")) {
         Some(c) => Ok(c.clone()),
         None => customers::retrieve(&ctx.stripe, customer).await,
@@ -299,9 +363,10 @@ pub(crate) async fn refresh_customer(ctx: &ApiContext, customer: &str, delete_an
 fn address_of(body: &UpdateCard) -> ApiResult<CardAddress> {
     let field = |name: &str, v: &Option<String>| -> ApiResult<Option<String>> {
         match v.as_deref().map(str::trim) {
-            Some(s) if s.len() > MAX_FIELD => {
-                Err(ApiError::bad_request("invalid_address", format!("{name} is longer than {MAX_FIELD} characters")))
-            }
+            Some(s) if s.len() > MAX_FIELD => Err(ApiError::bad_request(
+                "invalid_address",
+                format!("{name} is longer than {MAX_FIELD} characters"),
+            )),
             Some(s) => Ok(Some(s.to_string())),
             None => Ok(None),
         }
@@ -312,7 +377,11 @@ fn address_of(body: &UpdateCard) -> ApiResult<CardAddress> {
         zip: field("address_zip", &body.address_zip)?,
         city: field("address_city", &body.address_city)?,
     };
-    if address.line1.is_none() && address.country.is_none() && address.zip.is_none() && address.city.is_none() {
+    if address.line1.is_none()
+        && address.country.is_none()
+        && address.zip.is_none()
+        && address.city.is_none()
+    {
         return Err(ApiError::bad_request(
             "nothing_to_update",
             "give at least one of address_line1, address_country, address_zip, address_city",
@@ -326,7 +395,11 @@ pub struct CardsApi;
 #[OpenApi(tag = "Tag::Payment")]
 impl CardsApi {
     /// Add a card to the bucket's Stripe customer. The first card becomes the default.
-    #[oai(path = "/api/bucket/:id/payment/cards", method = "post", operation_id = "attachCreditCard")]
+    #[oai(
+        path = "/api/bucket/:id/payment/cards",
+        method = "post",
+        operation_id = "attachCreditCard"
+    )]
     async fn attach(
         &self,
         ctx: Data<&ApiContext>,
@@ -340,15 +413,28 @@ impl CardsApi {
         let access = auth.write(&ctx, &id).await?;
         check_idempotency_key(idempotency.as_deref())?;
         let token = body.0.token.unwrap_or_default();
-        let idem = idempotency_key(&access.bucket.id, "attachCreditCard", idempotency.as_deref());
+        let idem = idempotency_key(
+            &access.bucket.id,
+            "attachCreditCard",
+            idempotency.as_deref(),
+        );
         let first = default_card(&ctx, &access.bucket.id).await?.is_none();
         let card = attach_card(&ctx, &access.bucket, &token, first, idem.as_deref()).await?;
         Ok(Json(CardData { data: card }))
     }
 
     /// The bucket's cards, the default first (404 when there are none).
-    #[oai(path = "/api/bucket/:id/payment/cards", method = "get", operation_id = "fetchCreditCards")]
-    async fn list(&self, ctx: Data<&ApiContext>, auth: UserAuth, id: Path<String>) -> ApiResult<Json<CardList>> {
+    #[oai(
+        path = "/api/bucket/:id/payment/cards",
+        method = "get",
+        operation_id = "fetchCreditCards"
+    )]
+    async fn list(
+        &self,
+        ctx: Data<&ApiContext>,
+        auth: UserAuth,
+        id: Path<String>,
+    ) -> ApiResult<Json<CardList>> {
         let access = auth.read(&ctx, &id).await?;
         let mut cards = cached_cards(&ctx, &access.bucket.id).await?;
         if cards.is_empty() {
@@ -359,11 +445,17 @@ impl CardsApi {
             // Stable: the others keep their newest-first order.
             cards.sort_by_key(|c| c.id != default);
         }
-        Ok(Json(CardList { data: cards.iter().map(|c| card_view(&c.data)).collect() }))
+        Ok(Json(CardList {
+            data: cards.iter().map(|c| card_view(&c.data)).collect(),
+        }))
     }
 
     /// One card of the bucket.
-    #[oai(path = "/api/bucket/:id/payment/card/:card_id", method = "get", operation_id = "fetchCreditCard")]
+    #[oai(
+        path = "/api/bucket/:id/payment/card/:card_id",
+        method = "get",
+        operation_id = "fetchCreditCard"
+    )]
     async fn get(
         &self,
         ctx: Data<&ApiContext>,
@@ -374,21 +466,41 @@ impl CardsApi {
         let access = auth.read(&ctx, &id).await?;
         check_card_id(&card_id)?;
         let card = cached_card(&ctx, &access.bucket.id, &card_id).await?;
-        Ok(Json(CardData { data: card_view(&card.data) }))
+        Ok(Json(CardData {
+            data: card_view(&card.data),
+        }))
     }
 
     /// The bucket's default card (404 when it has none).
-    #[oai(path = "/api/bucket/:id/payment/card", method = "get", operation_id = "fetchDefaultCreditCard")]
-    async fn get_default(&self, ctx: Data<&ApiContext>, auth: UserAuth, id: Path<String>) -> ApiResult<Json<CardData>> {
+    #[oai(
+        path = "/api/bucket/:id/payment/card",
+        method = "get",
+        operation_id = "fetchDefaultCreditCard"
+    )]
+    async fn get_default(
+        &self,
+        ctx: Data<&ApiContext>,
+        auth: UserAuth,
+        id: Path<String>,
+    ) -> ApiResult<Json<CardData>> {
         let access = auth.read(&ctx, &id).await?;
         match default_card(&ctx, &access.bucket.id).await? {
-            Some(card) => Ok(Json(CardData { data: card_view(&card.data) })),
-            None => Err(ApiError::not_found("no_default_card", "this bucket has no default card")),
+            Some(card) => Ok(Json(CardData {
+                data: card_view(&card.data),
+            })),
+            None => Err(ApiError::not_found(
+                "no_default_card",
+                "this bucket has no default card",
+            )),
         }
     }
 
     /// Change a card's billing address.
-    #[oai(path = "/api/bucket/:id/payment/card", method = "put", operation_id = "updateCreditCard")]
+    #[oai(
+        path = "/api/bucket/:id/payment/card",
+        method = "put",
+        operation_id = "updateCreditCard"
+    )]
     async fn update(
         &self,
         ctx: Data<&ApiContext>,
@@ -403,13 +515,20 @@ impl CardsApi {
         check_idempotency_key(idempotency.as_deref())?;
         let card_id = body.id.clone().unwrap_or_default();
         if card_id.trim().is_empty() {
-            return Err(ApiError::bad_request("missing_card_id", "id (the card to update) is required"));
+            return Err(ApiError::bad_request(
+                "missing_card_id",
+                "id (the card to update) is required",
+            ));
         }
         check_card_id(&card_id)?;
         let address = address_of(&body)?;
         let card = cached_card(&ctx, &access.bucket.id, &card_id).await?;
         let customer = ensure_customer(&ctx, &access.bucket).await?;
-        let idem = idempotency_key(&access.bucket.id, "updateCreditCard", idempotency.as_deref());
+        let idem = idempotency_key(
+            &access.bucket.id,
+            "updateCreditCard",
+            idempotency.as_deref(),
+        );
         let answer = if card.status.as_deref() == Some("payment_method") {
             stripe_cards::update_payment_method(&ctx.stripe, &card.id, &address, idem).await?
         } else {
@@ -417,11 +536,17 @@ impl CardsApi {
         };
         let answer = owned_by(answer, &customer);
         store_answer(&ctx, &answer, "updateCreditCard").await?;
-        Ok(Json(CardData { data: card_view(&answer) }))
+        Ok(Json(CardData {
+            data: card_view(&answer),
+        }))
     }
 
     /// Remove a card. Refused (403) for the last card of a bucket with a live subscription.
-    #[oai(path = "/api/bucket/:id/payment/card/:card_id", method = "delete", operation_id = "deleteCreditCard")]
+    #[oai(
+        path = "/api/bucket/:id/payment/card/:card_id",
+        method = "delete",
+        operation_id = "deleteCreditCard"
+    )]
     async fn delete(
         &self,
         ctx: Data<&ApiContext>,
@@ -460,7 +585,11 @@ impl CardsApi {
     }
 
     /// Make a card the bucket's default.
-    #[oai(path = "/api/bucket/:id/payment/card/:card_id/default", method = "post", operation_id = "setDefaultCard")]
+    #[oai(
+        path = "/api/bucket/:id/payment/card/:card_id/default",
+        method = "post",
+        operation_id = "setDefaultCard"
+    )]
     async fn set_default(
         &self,
         ctx: Data<&ApiContext>,
@@ -478,20 +607,29 @@ impl CardsApi {
         let customer = ensure_customer(&ctx, &access.bucket).await?;
         let idem = idempotency_key(&access.bucket.id, "setDefaultCard", idempotency.as_deref());
         make_default(&ctx, &customer, &card.data, idem).await?;
-        Ok(Json(CardData { data: card_view(&card.data) }))
+        Ok(Json(CardData {
+            data: card_view(&card.data),
+        }))
     }
 }
 
 /// Does the cache know of a live subscription of the bucket?
 async fn has_live_subscription(ctx: &ApiContext, bucket_id: &str) -> ApiResult<bool> {
-    let live = LIVE.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ");
+    let live = LIVE
+        .iter()
+        .map(|s| format!("'{s}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let subs = ctx
         .db
         .bucket_objects_where(
             Kind::Subscription,
             bucket_id,
             &format!("status IN ({live})"),
-            &Page { limit: Some(1), starting_after: None },
+            &Page {
+                limit: Some(1),
+                starting_after: None,
+            },
         )
         .await?;
     Ok(!subs.is_empty())

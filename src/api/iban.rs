@@ -20,7 +20,11 @@ const LENGTHS: &[(&str, usize)] = &[
 
 /// The IBAN in electronic form (no spaces, upper case), or why it is not one.
 pub fn check(input: &str) -> Result<String, String> {
-    let iban: String = input.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_uppercase();
+    let iban: String = input
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_uppercase();
     if iban.len() < 5 {
         return Err("an IBAN has at least 5 characters".into());
     }
@@ -32,7 +36,10 @@ pub fn check(input: &str) -> Result<String, String> {
         return Err(format!("{country:?} is not a country code that has IBANs"));
     };
     if iban.len() != len {
-        return Err(format!("a {country} IBAN has {len} characters, this one has {}", iban.len()));
+        return Err(format!(
+            "a {country} IBAN has {len} characters, this one has {}",
+            iban.len()
+        ));
     }
     if !iban[2..4].bytes().all(|b| b.is_ascii_digit()) {
         return Err("characters 3 and 4 of an IBAN are check digits".into());
@@ -47,8 +54,16 @@ pub fn check(input: &str) -> Result<String, String> {
 fn mod97(iban: &str) -> u32 {
     let rearranged = iban[4..].bytes().chain(iban[..4].bytes());
     rearranged.fold(0u32, |acc, b| {
-        let v = if b.is_ascii_digit() { u32::from(b - b'0') } else { u32::from(b - b'A') + 10 };
-        if v >= 10 { (acc * 100 + v) % 97 } else { (acc * 10 + v) % 97 }
+        let v = if b.is_ascii_digit() {
+            u32::from(b - b'0')
+        } else {
+            u32::from(b - b'A') + 10
+        };
+        if v >= 10 {
+            (acc * 100 + v) % 97
+        } else {
+            (acc * 10 + v) % 97
+        }
     })
 }
 
@@ -58,7 +73,10 @@ mod tests {
 
     #[test]
     fn accepts_valid_ibans_with_spaces_and_lower_case() {
-        assert_eq!(check("DE89 3704 0044 0532 0130 00").unwrap(), "DE89370400440532013000");
+        assert_eq!(
+            check("DE89 3704 0044 0532 0130 00").unwrap(),
+            "DE89370400440532013000"
+        );
         assert!(check("fr1420041010050500013m02606").is_ok());
         assert!(check("GB82WEST12345698765432").is_ok());
         assert!(check("NL91ABNA0417164300").is_ok());
@@ -66,11 +84,31 @@ mod tests {
 
     #[test]
     fn explains_what_is_wrong() {
-        assert!(check("DE89370400440532013001").unwrap_err().contains("check digits"));
-        assert!(check("DE8937040044053201300").unwrap_err().contains("22 characters"));
-        assert!(check("ZZ89370400440532013000").unwrap_err().contains("country"));
-        assert!(check("DE89-3704").unwrap_err().contains("letters and digits"));
+        assert!(
+            check("DE89370400440532013001")
+                .unwrap_err()
+                .contains("check digits")
+        );
+        assert!(
+            check("DE8937040044053201300")
+                .unwrap_err()
+                .contains("22 characters")
+        );
+        assert!(
+            check("ZZ89370400440532013000")
+                .unwrap_err()
+                .contains("country")
+        );
+        assert!(
+            check("DE89-3704")
+                .unwrap_err()
+                .contains("letters and digits")
+        );
         assert!(check("DE").unwrap_err().contains("at least"));
-        assert!(check("DEXX370400440532013000").unwrap_err().contains("check digits"));
+        assert!(
+            check("DEXX370400440532013000")
+                .unwrap_err()
+                .contains("check digits")
+        );
     }
 }

@@ -52,7 +52,12 @@ fn visible(customer: Option<&Value>) -> Value {
     let map: Map<String, Value> = customer
         .and_then(|c| c.get("metadata"))
         .and_then(Value::as_object)
-        .map(|m| m.iter().filter(|(_, v)| v.as_str() != Some("")).map(|(k, v)| (k.clone(), v.clone())).collect())
+        .map(|m| {
+            m.iter()
+                .filter(|(_, v)| v.as_str() != Some(""))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
         .unwrap_or_default();
     Value::Object(map)
 }
@@ -73,10 +78,14 @@ fn valid_email(s: &str) -> bool {
 
 fn changes(m: &BillingMetadata) -> ApiResult<HashMap<String, String>> {
     let mut out = HashMap::new();
-    for (key, value) in
-        [("vat_number", &m.vat_number), ("company_name", &m.company_name), ("receipt_email", &m.receipt_email)]
-    {
-        let Some(value) = value.as_deref().map(str::trim) else { continue };
+    for (key, value) in [
+        ("vat_number", &m.vat_number),
+        ("company_name", &m.company_name),
+        ("receipt_email", &m.receipt_email),
+    ] {
+        let Some(value) = value.as_deref().map(str::trim) else {
+            continue;
+        };
         if value.len() > MAX_VALUE {
             return Err(ApiError::bad_request(
                 "invalid_metadata",
@@ -105,15 +114,28 @@ pub struct MetadataApi;
 #[OpenApi(tag = "Tag::Payment")]
 impl MetadataApi {
     /// The bucket customer's Stripe metadata (empty before the first payment write).
-    #[oai(path = "/api/bucket/:id/payment", method = "get", operation_id = "fetchMetadata")]
-    async fn get(&self, ctx: Data<&ApiContext>, auth: UserAuth, id: Path<String>) -> ApiResult<Json<Value>> {
+    #[oai(
+        path = "/api/bucket/:id/payment",
+        method = "get",
+        operation_id = "fetchMetadata"
+    )]
+    async fn get(
+        &self,
+        ctx: Data<&ApiContext>,
+        auth: UserAuth,
+        id: Path<String>,
+    ) -> ApiResult<Json<Value>> {
         let access = auth.read(&ctx, &id).await?;
         let customer = cached_customer(&ctx, &access.bucket.id).await?;
         Ok(Json(visible(customer.as_ref().map(|c| &c.data))))
     }
 
     /// Set or remove `vat_number`, `company_name`, `receipt_email`; any other key is refused.
-    #[oai(path = "/api/bucket/:id/payment", method = "put", operation_id = "updateMetadata")]
+    #[oai(
+        path = "/api/bucket/:id/payment",
+        method = "put",
+        operation_id = "updateMetadata"
+    )]
     async fn update(
         &self,
         ctx: Data<&ApiContext>,
@@ -127,14 +149,19 @@ impl MetadataApi {
         let access = auth.write(&ctx, &id).await?;
         check_idempotency_key(idempotency.as_deref())?;
         let Some(metadata) = body.0.metadata else {
-            return Err(ApiError::bad_request("missing_metadata", "metadata is required"));
+            return Err(ApiError::bad_request(
+                "missing_metadata",
+                "metadata is required",
+            ));
         };
         let changes = changes(&metadata)?;
         let customer = ensure_customer(&ctx, &access.bucket).await?;
         let idem = idempotency_key(&access.bucket.id, "updateMetadata", idempotency.as_deref());
         let answer = customers::update_metadata(&ctx.stripe, &customer, changes, idem).await?;
         store_answer(&ctx, &answer, "updateMetadata").await?;
-        Ok(Json(MetadataData { data: visible(Some(&answer)) }))
+        Ok(Json(MetadataData {
+            data: visible(Some(&answer)),
+        }))
     }
 }
 
@@ -145,7 +172,16 @@ mod tests {
     #[test]
     fn emails() {
         assert!(valid_email("billing@example.com"));
-        for bad in ["", "x", "a@b", "@b.com", "a@.com", "a@b.", "a b@c.com", "a@b@c.com"] {
+        for bad in [
+            "",
+            "x",
+            "a@b",
+            "@b.com",
+            "a@.com",
+            "a@b.",
+            "a b@c.com",
+            "a@b@c.com",
+        ] {
             assert!(!valid_email(bad), "{bad}");
         }
     }

@@ -4,7 +4,8 @@
 use serde_json::Value;
 use stripe_payment::card::{DeleteCustomerCard, UpdateCustomerCard};
 use stripe_payment::payment_method::{
-    AttachPaymentMethod, BillingDetailsAddress, BillingDetailsInnerParams, DetachPaymentMethod, UpdatePaymentMethod,
+    AttachPaymentMethod, BillingDetailsAddress, BillingDetailsInnerParams, DetachPaymentMethod,
+    UpdatePaymentMethod,
 };
 
 use super::{Stripe, StripeError};
@@ -26,7 +27,9 @@ pub async fn attach_source(
     source: &str,
     idem: Option<String>,
 ) -> Result<Value, StripeError> {
-    stripe.send(&CreateCustomerPaymentSource::new(customer, source), idem).await
+    stripe
+        .send(&CreateCustomerPaymentSource::new(customer, source), idem)
+        .await
 }
 
 /// Attach a PaymentMethod to the customer; answers the PaymentMethod.
@@ -36,11 +39,17 @@ pub async fn attach_payment_method(
     pm: &str,
     idem: Option<String>,
 ) -> Result<Value, StripeError> {
-    stripe.send(&AttachPaymentMethod::new(pm).customer(customer), idem).await
+    stripe
+        .send(&AttachPaymentMethod::new(pm).customer(customer), idem)
+        .await
 }
 
 /// Detach a PaymentMethod; answers it (with `customer: null`).
-pub async fn detach_payment_method(stripe: &Stripe, pm: &str, idem: Option<String>) -> Result<Value, StripeError> {
+pub async fn detach_payment_method(
+    stripe: &Stripe,
+    pm: &str,
+    idem: Option<String>,
+) -> Result<Value, StripeError> {
     stripe.send(&DetachPaymentMethod::new(pm), idem).await
 }
 
@@ -52,7 +61,9 @@ pub async fn delete_source(
     id: &str,
     idem: Option<String>,
 ) -> Result<Value, StripeError> {
-    stripe.send(&DeleteCustomerCard::new(customer, id), idem).await
+    stripe
+        .send(&DeleteCustomerCard::new(customer, id), idem)
+        .await
 }
 
 /// Update the billing address of a card source.
@@ -93,14 +104,21 @@ pub async fn update_payment_method(
         city: address.city.clone(),
         ..Default::default()
     };
-    let details = BillingDetailsInnerParams { address: Some(addr), ..Default::default() };
-    stripe.send(&UpdatePaymentMethod::new(pm).billing_details(details), idem).await
+    let details = BillingDetailsInnerParams {
+        address: Some(addr),
+        ..Default::default()
+    };
+    stripe
+        .send(&UpdatePaymentMethod::new(pm).billing_details(details), idem)
+        .await
 }
 
 /// The answer of a delete/detach, where "no such object" means the object is
 /// already gone from Stripe (deleted behind our back): the cache should then
 /// tombstone it as well, not refuse the caller.
-pub fn already_gone_is_ok(result: Result<Value, StripeError>) -> Result<Option<Value>, StripeError> {
+pub fn already_gone_is_ok(
+    result: Result<Value, StripeError>,
+) -> Result<Option<Value>, StripeError> {
     match result {
         Ok(v) => Ok(Some(v)),
         Err(e) if e.is_not_found() => {

@@ -24,14 +24,22 @@ pub async fn set_default(
     card: DefaultCard<'_>,
     idem: Option<String>,
 ) -> Result<Value, StripeError> {
-    let pm_setting =
-        |id: &str| UpdateCustomerInvoiceSettings { default_payment_method: Some(id.to_string()), ..Default::default() };
+    let pm_setting = |id: &str| UpdateCustomerInvoiceSettings {
+        default_payment_method: Some(id.to_string()),
+        ..Default::default()
+    };
     let req = match card {
         DefaultCard::Source { id, clear_pm } => {
             let req = UpdateCustomer::new(customer).default_source(id);
-            if clear_pm { req.invoice_settings(pm_setting("")) } else { req }
+            if clear_pm {
+                req.invoice_settings(pm_setting(""))
+            } else {
+                req
+            }
         }
-        DefaultCard::PaymentMethod(id) => UpdateCustomer::new(customer).invoice_settings(pm_setting(id)),
+        DefaultCard::PaymentMethod(id) => {
+            UpdateCustomer::new(customer).invoice_settings(pm_setting(id))
+        }
     };
     stripe.send(&req, idem).await
 }
@@ -43,7 +51,9 @@ pub async fn update_metadata(
     metadata: HashMap<String, String>,
     idem: Option<String>,
 ) -> Result<Value, StripeError> {
-    stripe.send(&UpdateCustomer::new(customer).metadata(metadata), idem).await
+    stripe
+        .send(&UpdateCustomer::new(customer).metadata(metadata), idem)
+        .await
 }
 
 /// The customer as Stripe has it now.

@@ -27,8 +27,22 @@ struct Owner<'a> {
 }
 
 /// Create a reusable SEPA debit source (not yet attached to anyone).
-pub async fn create_sepa(stripe: &Stripe, iban: &str, owner: &str, idem: Option<String>) -> Result<Value, StripeError> {
-    let form =
-        SepaSource { kind: "sepa_debit", currency: "eur", sepa_debit: Iban { iban }, owner: Owner { name: owner } };
-    stripe.execute(RequestBuilder::new(StripeMethod::Post, "/sources").form(&form), idem).await
+pub async fn create_sepa(
+    stripe: &Stripe,
+    iban: &str,
+    owner: &str,
+    idem: Option<String>,
+) -> Result<Value, StripeError> {
+    let form = SepaSource {
+        kind: "sepa_debit",
+        currency: "eur",
+        sepa_debit: Iban { iban },
+        owner: Owner { name: owner },
+    };
+    stripe
+        .execute(
+            RequestBuilder::new(StripeMethod::Post, "/sources").form(&form),
+            idem,
+        )
+        .await
 }

@@ -61,19 +61,34 @@ async fn app_on(b: Backend, server: &MockServer, timeout: Duration, attempts: u3
 }
 
 fn attach_req(app: &TestApp, bucket: &str) -> reqwest::RequestBuilder {
-    app.post(&format!("/api/bucket/{bucket}/payment/cards"), "alice").json(&json!({"token": "tok_wire"}))
+    app.post(&format!("/api/bucket/{bucket}/payment/cards"), "alice")
+        .json(&json!({"token": "tok_wire"}))
 }
 
 async fn requests_to(server: &MockServer, p: &str) -> Vec<Request> {
-    server.received_requests().await.unwrap_or_default().into_iter().filter(|r| r.url.path() == p).collect()
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.url.path() == p)
+        .collect()
 }
 
 fn key_of(r: &Request) -> Option<String> {
-    r.headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_string)
+    r.headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 async fn cached_sources(app: &TestApp, bucket: &str) -> usize {
-    app.ctx.db.bucket_objects(Kind::Source, bucket, &Default::default()).await.unwrap().len()
+    app.ctx
+        .db
+        .bucket_objects(Kind::Source, bucket, &Default::default())
+        .await
+        .unwrap()
+        .len()
 }
 
 /// 429 with Retry-After, then success: retried once, with the same idempotency key.
@@ -101,7 +116,10 @@ async fn rate_limited_then_ok(b: Backend) {
     assert_eq!(body["data"]["exp_month"], 12);
     let tries = requests_to(&server, &sources_path()).await;
     assert_eq!(tries.len(), 2);
-    assert!(key_of(&tries[0]).is_some() && key_of(&tries[0]) == key_of(&tries[1]), "a retry reuses the key");
+    assert!(
+        key_of(&tries[0]).is_some() && key_of(&tries[0]) == key_of(&tries[1]),
+        "a retry reuses the key"
+    );
     assert_eq!(cached_sources(&app, &bucket).await, 1);
 }
 
@@ -111,7 +129,8 @@ async fn failing_then_ok(b: Backend) {
     Mock::given(method("POST"))
         .and(path(sources_path()))
         .respond_with(
-            ResponseTemplate::new(500).set_body_json(json!({"error": {"type": "api_error", "message": "boom"}})),
+            ResponseTemplate::new(500)
+                .set_body_json(json!({"error": {"type": "api_error", "message": "boom"}})),
         )
         .up_to_n_times(1)
         .with_priority(1)
@@ -142,12 +161,19 @@ async fn rate_limited_for_good(b: Backend) {
     let app = app_on(b, &server, Duration::from_secs(5), 2).await;
     let bucket = app.bucket("alice").await;
     let resp = attach_req(&app, &bucket).send().await.unwrap();
-    let retry_after = resp.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
     let got = status_json(resp).await;
     assert_error(&got, 500, "stripe_error");
     assert_eq!(retry_after.as_deref(), Some("1"));
     assert_eq!(cached_sources(&app, &bucket).await, 0);
-    assert_error(&call(app.get(&format!("/api/bucket/{bucket}/payment/cards"), "alice")).await, 404, "no_cards");
+    assert_error(
+        &call(app.get(&format!("/api/bucket/{bucket}/payment/cards"), "alice")).await,
+        404,
+        "no_cards",
+    );
 }
 
 /// Stripe does not answer in time: 500 `stripe_error`, no card cached.
@@ -155,14 +181,25 @@ async fn time_out(b: Backend) {
     let server = fake_stripe().await;
     Mock::given(method("POST"))
         .and(path(sources_path()))
-        .respond_with(ResponseTemplate::new(200).set_body_json(card_json()).set_delay(Duration::from_secs(3)))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(card_json())
+                .set_delay(Duration::from_secs(3)),
+        )
         .mount(&server)
         .await;
     let app = app_on(b, &server, Duration::from_millis(500), 1).await;
     let bucket = app.bucket("alice").await;
     let got = call(attach_req(&app, &bucket)).await;
     assert_error(&got, 500, "stripe_error");
-    assert!(got.1["error"]["message"].as_str().unwrap().contains("timed out"), "{:?}", got.1);
+    assert!(
+        got.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("timed out"),
+        "{:?}",
+        got.1
+    );
     assert_eq!(cached_sources(&app, &bucket).await, 0);
 }
 
@@ -178,11 +215,15 @@ async fn idempotency_keys(b: Backend) {
     let app = app_on(b, &server, Duration::from_secs(5), 1).await;
     let bucket = app.bucket("alice").await;
 
-    let (status, body) = call(attach_req(&app, &bucket).header("Idempotency-Key", "order-42")).await;
+    let (status, body) =
+        call(attach_req(&app, &bucket).header("Idempotency-Key", "order-42")).await;
     assert_eq!(status, 200, "{body}");
     let created = requests_to(&server, "/v1/customers").await;
     assert_eq!(created.len(), 1);
-    assert_eq!(key_of(&created[0]).as_deref(), Some(format!("paysync:customer:{bucket}").as_str()));
+    assert_eq!(
+        key_of(&created[0]).as_deref(),
+        Some(format!("paysync:customer:{bucket}").as_str())
+    );
     let attached = requests_to(&server, &sources_path()).await;
     assert_eq!(
         key_of(&attached[0]).as_deref(),
@@ -195,12 +236,26 @@ async fn idempotency_keys(b: Backend) {
     );
 
     // Without a caller's key, every write still carries one, each different.
-    let (status, _) = call(app.post(&format!("/api/bucket/{bucket}/payment/card/{CARD}/default"), "alice")).await;
+    let (status, _) = call(app.post(
+        &format!("/api/bucket/{bucket}/payment/card/{CARD}/default"),
+        "alice",
+    ))
+    .await;
     assert_eq!(status, 200);
-    let writes: Vec<Request> =
-        server.received_requests().await.unwrap().into_iter().filter(|r| r.method.as_str() != "GET").collect();
+    let writes: Vec<Request> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.method.as_str() != "GET")
+        .collect();
     assert_eq!(writes.len(), 4);
-    assert!(writes.iter().all(|r| key_of(r).is_some_and(|k| !k.is_empty())), "every write has a key");
+    assert!(
+        writes
+            .iter()
+            .all(|r| key_of(r).is_some_and(|k| !k.is_empty())),
+        "every write has a key"
+    );
     let last = key_of(writes.last().unwrap()).unwrap();
     assert!(!last.contains("order-42"));
 
@@ -218,12 +273,19 @@ async fn concurrent_first_writes(b: Backend) {
     let server = fake_stripe().await;
     Mock::given(method("POST"))
         .and(path(sources_path()))
-        .respond_with(ResponseTemplate::new(200).set_body_json(card_json()).set_delay(Duration::from_millis(100)))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(card_json())
+                .set_delay(Duration::from_millis(100)),
+        )
         .mount(&server)
         .await;
     let app = app_on(b, &server, Duration::from_secs(5), 1).await;
     let bucket = app.bucket("alice").await;
-    let (a, c) = tokio::join!(call(attach_req(&app, &bucket)), call(attach_req(&app, &bucket)));
+    let (a, c) = tokio::join!(
+        call(attach_req(&app, &bucket)),
+        call(attach_req(&app, &bucket))
+    );
     assert_eq!((a.0, c.0), (200, 200));
     assert_eq!(requests_to(&server, "/v1/customers").await.len(), 1);
 }
