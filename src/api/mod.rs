@@ -6,8 +6,11 @@ pub mod access;
 pub mod admin;
 pub mod bucket;
 pub mod health;
+pub mod invoices;
 pub mod middleware;
 pub mod observe;
+pub mod subscription;
+pub mod trial;
 pub mod write;
 
 use poem_openapi::{OpenApiService, Tags};
@@ -20,13 +23,31 @@ pub enum Tag {
     Admin,
     /// Liveness and readiness.
     Health,
+    /// Plans, subscriptions and trials.
+    Subscription,
+    /// Invoices and receipts.
+    Invoices,
 }
 
-pub type Apis = (bucket::BucketApi, admin::AdminApi, health::HealthApi);
+pub type Apis = (
+    bucket::BucketApi,
+    subscription::SubscriptionApi,
+    trial::TrialApi,
+    invoices::InvoicesApi,
+    admin::AdminApi,
+    health::HealthApi,
+);
 
 pub fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (bucket::BucketApi, admin::AdminApi, health::HealthApi),
+        (
+            bucket::BucketApi,
+            subscription::SubscriptionApi,
+            trial::TrialApi,
+            invoices::InvoicesApi,
+            admin::AdminApi,
+            health::HealthApi,
+        ),
         "paysync",
         env!("CARGO_PKG_VERSION"),
     )

@@ -7,3 +7,5 @@ mod foundation;
 mod reconcile;
 mod reconcile_wiremock;
 mod stripe_direct;
+mod subscriptions;
+mod subscriptions_wiremock;
