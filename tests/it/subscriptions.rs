@@ -137,7 +137,7 @@ async fn subscribe_refusals(b: Backend) {
 
     assert_error(&subscribe(&app, &bucket, "alice", json!({"plan": "platinum"})).await, 400, "unknown_plan");
     assert_error(&subscribe(&app, &bucket, "alice", json!({"plan": "enterprise"})).await, 403, "plan_not_allowed");
-    assert_error(&subscribe(&app, &bucket, "alice", json!({"stripe_token": "tok_x"})).await, 400, "invalid_request");
+    assert_error(&subscribe(&app, &bucket, "alice", json!({"stripe_token": "tok_x"})).await, 400, "bad_request");
     let no_card = subscribe(&app, &bucket, "alice", json!({"plan": "starter"})).await;
     assert_error(&no_card, 403, "need_credit_card");
     assert_eq!(no_card.1["error"]["message"], "need a credit card");
