@@ -23,7 +23,11 @@ pub struct ApiContext {
 impl ApiContext {
     pub fn new(db: Db, cfg: Settings) -> anyhow::Result<Self> {
         let stripe = Stripe::new(&cfg.stripe)?;
-        Ok(ApiContext { db, cfg: Arc::new(cfg), stripe })
+        Ok(ApiContext {
+            db,
+            cfg: Arc::new(cfg),
+            stripe,
+        })
     }
 }
 

@@ -69,7 +69,11 @@ pub fn allowed_methods(path: &str) -> Option<String> {
     static ROUTES: OnceLock<Vec<(Vec<String>, String)>> = OnceLock::new();
     let routes = ROUTES.get_or_init(|| {
         let spec: serde_json::Value = serde_json::from_str(&spec_json()).unwrap_or_default();
-        let paths = spec.get("paths").and_then(|p| p.as_object()).cloned().unwrap_or_default();
+        let paths = spec
+            .get("paths")
+            .and_then(|p| p.as_object())
+            .cloned()
+            .unwrap_or_default();
         paths
             .into_iter()
             .map(|(template, ops)| {
@@ -87,7 +91,10 @@ pub fn allowed_methods(path: &str) -> Option<String> {
         .iter()
         .find(|(segments, _)| {
             segments.len() == wanted.len()
-                && segments.iter().zip(&wanted).all(|(t, w)| t == w || (t.starts_with('{') && !w.is_empty()))
+                && segments
+                    .iter()
+                    .zip(&wanted)
+                    .all(|(t, w)| t == w || (t.starts_with('{') && !w.is_empty()))
         })
         .map(|(_, methods)| methods.clone())
 }

@@ -4,6 +4,7 @@
 mod common;
 
 mod foundation;
+mod leader;
 mod reconcile;
 mod reconcile_wiremock;
 mod stripe_direct;
