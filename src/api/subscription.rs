@@ -50,12 +50,14 @@ pub struct PaymentIntentView {
     pub status: String,
 }
 
+/// The bucket, its Stripe subscription object, and `payment_intent` when the
+/// first payment needs 3-D Secure (the subscription is `incomplete` until then).
 #[derive(Object, Debug)]
 pub struct SubscribeAnswer {
+    // No doc comments on the object-typed fields: poem-openapi would wrap
+    // their $ref in an allOf, which some SDK generators cannot read.
     pub bucket: BucketView,
-    /// The Stripe subscription object.
     pub subscription: Value,
-    /// Present when the first payment needs 3-D Secure (the subscription is `incomplete` until then).
     #[oai(skip_serializing_if_is_none)]
     pub payment_intent: Option<PaymentIntentView>,
 }
