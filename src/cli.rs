@@ -203,10 +203,15 @@ async fn plans_sync(path: &std::path::Path, stripe: &crate::cfg::StripeArgs) -> 
     use crate::stripe::plans::PlanSync;
     let catalog = crate::plans::Catalog::load(path)?;
     let stripe = crate::stripe::Stripe::new(&stripe.settings()?)?;
-    let done = crate::stripe::plans::sync(&stripe, &catalog).await.map_err(|e| anyhow::anyhow!("Stripe: {e}"))?;
+    let done = crate::stripe::plans::sync(&stripe, &catalog)
+        .await
+        .map_err(|e| anyhow::anyhow!("Stripe: {e}"))?;
     let mut differs = 0;
     for (name, outcome) in &done {
-        let id = catalog.get(name).and_then(|p| p.stripe_id.as_deref()).unwrap_or_default();
+        let id = catalog
+            .get(name)
+            .and_then(|p| p.stripe_id.as_deref())
+            .unwrap_or_default();
         match outcome {
             PlanSync::Created => println!("{name} {id} created"),
             PlanSync::Exists => println!("{name} {id} exists"),
@@ -217,7 +222,9 @@ async fn plans_sync(path: &std::path::Path, stripe: &crate::cfg::StripeArgs) -> 
         }
     }
     if differs > 0 {
-        anyhow::bail!("{differs} plan(s) differ from the catalog in Stripe (Stripe plans cannot change: give the plan a new stripe_id)");
+        anyhow::bail!(
+            "{differs} plan(s) differ from the catalog in Stripe (Stripe plans cannot change: give the plan a new stripe_id)"
+        );
     }
     Ok(())
 }

@@ -82,13 +82,18 @@ pub fn subscribable<'a>(catalog: &'a Catalog, name: &str) -> ApiResult<&'a Plan>
     let plan = known(catalog, name)?;
     match plan.stripe_id {
         Some(_) if plan.subscribable => Ok(plan),
-        _ => Err(ApiError::forbidden("plan_not_allowed", format!("plan {name:?} cannot be subscribed to"))),
+        _ => Err(ApiError::forbidden(
+            "plan_not_allowed",
+            format!("plan {name:?} cannot be subscribed to"),
+        )),
     }
 }
 
 /// A catalog plan by name; unknown → 400.
 pub fn known<'a>(catalog: &'a Catalog, name: &str) -> ApiResult<&'a Plan> {
-    catalog.get(name.trim()).ok_or_else(|| ApiError::bad_request("unknown_plan", format!("unknown plan {name:?}")))
+    catalog
+        .get(name.trim())
+        .ok_or_else(|| ApiError::bad_request("unknown_plan", format!("unknown plan {name:?}")))
 }
 
 fn non_empty(s: &Option<String>) -> Option<&str> {
@@ -110,14 +115,32 @@ async fn bucket_lock(bucket_id: &str) -> tokio::sync::OwnedMutexGuard<()> {
 }
 
 // TEMP: replace with api::cards::attach_card after merge
-async fn attach_card(ctx: &ApiContext, bucket: &Bucket, token: &str, make_default: bool, idem: Option<&str>) -> ApiResult<Value> {
+async fn attach_card(
+    ctx: &ApiContext,
+    bucket: &Bucket,
+    token: &str,
+    make_default: bool,
+    idem: Option<&str>,
+) -> ApiResult<Value> {
     let customer = ensure_customer(ctx, bucket).await?;
-    let req = form::post(format!("/customers/{customer}/sources"), &[("source", token)]);
-    let card = ctx.stripe.execute(req, idem.map(|k| format!("{k}:attach"))).await?;
+    let req = form::post(
+        format!("/customers/{customer}/sources"),
+        &[("source", token)],
+    );
+    let card = ctx
+        .stripe
+        .execute(req, idem.map(|k| format!("{k}:attach")))
+        .await?;
     store_answer(ctx, &card, "card.attach").await?;
     if make_default && let Some(card_id) = json::str(&card, "id") {
-        let req = form::post(format!("/customers/{customer}"), &[("default_source", card_id)]);
-        let cust = ctx.stripe.execute(req, idem.map(|k| format!("{k}:default"))).await?;
+        let req = form::post(
+            format!("/customers/{customer}"),
+            &[("default_source", card_id)],
+        );
+        let cust = ctx
+            .stripe
+            .execute(req, idem.map(|k| format!("{k}:default")))
+            .await?;
         store_answer(ctx, &cust, "card.default").await?;
     }
     Ok(card)
@@ -125,14 +148,28 @@ async fn attach_card(ctx: &ApiContext, bucket: &Bucket, token: &str, make_defaul
 
 // TEMP: replace with api::cards::has_default_payment_method after merge
 async fn has_default_payment_method(ctx: &ApiContext, bucket_id: &str) -> ApiResult<bool> {
-    let Some(customer) = ctx.db.bucket(bucket_id).await?.and_then(|b| b.stripe_customer_id) else {
+    let Some(customer) = ctx
+        .db
+        .bucket(bucket_id)
+        .await?
+        .and_then(|b| b.stripe_customer_id)
+    else {
         return Ok(false);
     };
-    let Some(row) = ctx.db.object(Kind::Customer, &customer).await? else { return Ok(false) };
-    let default = json::id(&row.data, "default_source")
-        .or_else(|| row.data.pointer("/invoice_settings/default_payment_method").and_then(|v| v.as_str()));
+    let Some(row) = ctx.db.object(Kind::Customer, &customer).await? else {
+        return Ok(false);
+    };
+    let default = json::id(&row.data, "default_source").or_else(|| {
+        row.data
+            .pointer("/invoice_settings/default_payment_method")
+            .and_then(|v| v.as_str())
+    });
     Ok(match default {
-        Some(id) => ctx.db.bucket_object(Kind::Source, bucket_id, id).await?.is_some(),
+        Some(id) => ctx
+            .db
+            .bucket_object(Kind::Source, bucket_id, id)
+            .await?
+            .is_some(),
         None => false,
     })
 }
@@ -141,13 +178,12 @@ async fn has_default_payment_method(ctx: &ApiContext, bucket_id: &str) -> ApiRes
 fn pending_intent(snap: &Snapshot) -> Option<PaymentIntentView> {
     let pi = snap.payment_intent.as_ref()?;
     let status = json::str(pi, "status")?;
-    (snap.status() == "incomplete" && matches!(status, "requires_action" | "requires_confirmation")).then(|| {
-        PaymentIntentView {
+    (snap.status() == "incomplete" && matches!(status, "requires_action" | "requires_confirmation"))
+        .then(|| PaymentIntentView {
             id: json::str(pi, "id").unwrap_or_default().to_string(),
             client_secret: json::str(pi, "client_secret").map(str::to_string),
             status: status.to_string(),
-        }
-    })
+        })
 }
 
 /// The first payment was refused: a decline (402) with Stripe's reason.
@@ -164,11 +200,17 @@ fn declined(snap: &Snapshot) -> Option<ApiError> {
         code: s("code").or(Some("card_declined".into())),
         decline_code: s("decline_code"),
         param: None,
-        message: s("message").unwrap_or_else(|| "the first payment of the subscription was declined".into()),
+        message: s("message")
+            .unwrap_or_else(|| "the first payment of the subscription was declined".into()),
     }))
 }
 
-async fn subscribe(ctx: &ApiContext, bucket: &Bucket, body: &SubscribeBody, caller_key: Option<&str>) -> ApiResult<(Snapshot, Option<PaymentIntentView>)> {
+async fn subscribe(
+    ctx: &ApiContext,
+    bucket: &Bucket,
+    body: &SubscribeBody,
+    caller_key: Option<&str>,
+) -> ApiResult<(Snapshot, Option<PaymentIntentView>)> {
     let plan = subscribable(&ctx.cfg.catalog, &body.plan)?;
     let plan_id = plan.stripe_id.as_deref().unwrap_or_default();
     let coupon = non_empty(&body.coupon_id);
@@ -179,13 +221,18 @@ async fn subscribe(ctx: &ApiContext, bucket: &Bucket, body: &SubscribeBody, call
         attach_card(ctx, bucket, token, true, key("card").as_deref()).await?;
     }
     if !has_default_payment_method(ctx, &bucket.id).await? {
-        return Err(ApiError::forbidden("need_credit_card", "need a credit card"));
+        return Err(ApiError::forbidden(
+            "need_credit_card",
+            "need a credit card",
+        ));
     }
     let customer = ensure_customer(ctx, bucket).await?;
 
     let all = subscriptions::list_all(&ctx.stripe, &customer).await?;
     let status = |s: &Value| json::str(s, "status").unwrap_or("").to_string();
-    let live = all.iter().find(|s| billing::LIVE.contains(&status(s).as_str()) && status(s) != "incomplete");
+    let live = all
+        .iter()
+        .find(|s| billing::LIVE.contains(&status(s).as_str()) && status(s) != "incomplete");
     let answer = match live {
         // Already on this plan (a retried call): nothing to change, just refresh.
         Some(s) if subscription_plan_id(s).as_deref() == Some(plan_id) && coupon.is_none() => {
@@ -193,18 +240,37 @@ async fn subscribe(ctx: &ApiContext, bucket: &Bucket, body: &SubscribeBody, call
         }
         Some(s) => {
             let sub_id = json::str(s, "id").unwrap_or_default();
-            let item = subscriptions::item_id(s)
-                .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("subscription {sub_id} has no item")))?;
-            subscriptions::change_plan(&ctx.stripe, sub_id, item, plan_id, coupon, key("update")).await?
+            let item = subscriptions::item_id(s).ok_or_else(|| {
+                ApiError::Internal(anyhow::anyhow!("subscription {sub_id} has no item"))
+            })?;
+            subscriptions::change_plan(&ctx.stripe, sub_id, item, plan_id, coupon, key("update"))
+                .await?
         }
         None => {
             // An abandoned first payment (3-D Secure never completed): replace it.
             for s in all.iter().filter(|s| status(s) == "incomplete") {
                 let sub_id = json::str(s, "id").unwrap_or_default();
-                let canceled = subscriptions::cancel(&ctx.stripe, sub_id, key(&format!("cancel.{sub_id}"))).await?;
-                crate::sync::apply::store(&ctx.db, &canceled, &Watermark::api("subscribe.cancel"), false, true).await?;
+                let canceled =
+                    subscriptions::cancel(&ctx.stripe, sub_id, key(&format!("cancel.{sub_id}")))
+                        .await?;
+                crate::sync::apply::store(
+                    &ctx.db,
+                    &canceled,
+                    &Watermark::api("subscribe.cancel"),
+                    false,
+                    true,
+                )
+                .await?;
             }
-            subscriptions::create(&ctx.stripe, &customer, &bucket.id, plan_id, coupon, key("create")).await?
+            subscriptions::create(
+                &ctx.stripe,
+                &customer,
+                &bucket.id,
+                plan_id,
+                coupon,
+                key("create"),
+            )
+            .await?
         }
     };
     let snap = refresh::complete(&ctx.stripe, answer).await?;
@@ -222,14 +288,29 @@ async fn subscribe(ctx: &ApiContext, bucket: &Bucket, body: &SubscribeBody, call
 const GRANTS: &[&str] = billing::GRANTS_PLAN;
 
 fn valid_intent_id(id: &str) -> bool {
-    id.starts_with("pi_") && id.len() <= 255 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    id.starts_with("pi_")
+        && id.len() <= 255
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-async fn intent_succeeded(ctx: &ApiContext, bucket: &Bucket, intent_id: &str, plan_name_wanted: &str) -> ApiResult<()> {
+async fn intent_succeeded(
+    ctx: &ApiContext,
+    bucket: &Bucket,
+    intent_id: &str,
+    plan_name_wanted: &str,
+) -> ApiResult<()> {
     let plan = known(&ctx.cfg.catalog, plan_name_wanted)?;
-    let mismatch = || ApiError::bad_request("payment_intent_mismatch", "this payment intent is not one of this bucket's");
+    let mismatch = || {
+        ApiError::bad_request(
+            "payment_intent_mismatch",
+            "this payment intent is not one of this bucket's",
+        )
+    };
     if !valid_intent_id(intent_id) {
-        return Err(ApiError::bad_request("invalid_payment_intent", "not a payment intent id (pi_…)"));
+        return Err(ApiError::bad_request(
+            "invalid_payment_intent",
+            "not a payment intent id (pi_…)",
+        ));
     }
     let customer = bucket.stripe_customer_id.as_deref().ok_or_else(mismatch)?;
     let pi = invoices::payment_intent(&ctx.stripe, intent_id).await?;
@@ -243,11 +324,20 @@ async fn intent_succeeded(ctx: &ApiContext, bucket: &Bucket, intent_id: &str, pl
             format!("the payment intent has not succeeded (it is {status})"),
         ));
     }
-    let not_subscription = || ApiError::bad_request("payment_intent_mismatch", "this payment intent pays no subscription");
+    let not_subscription = || {
+        ApiError::bad_request(
+            "payment_intent_mismatch",
+            "this payment intent pays no subscription",
+        )
+    };
     let invoice_id = json::id(&pi, "invoice").ok_or_else(not_subscription)?;
     let invoice = invoices::invoice(&ctx.stripe, invoice_id).await?;
     let sub_id = json::id(&invoice, "subscription")
-        .or_else(|| invoice.pointer("/parent/subscription_details/subscription").and_then(Value::as_str))
+        .or_else(|| {
+            invoice
+                .pointer("/parent/subscription_details/subscription")
+                .and_then(Value::as_str)
+        })
         .ok_or_else(not_subscription)?;
     let snap = refresh::refresh(&ctx.db, &ctx.stripe, sub_id, "payment_intent_succeed").await?;
     if subscription_plan_id(&snap.subscription).as_deref() != plan.stripe_id.as_deref() {
@@ -269,7 +359,8 @@ async fn intent_succeeded(ctx: &ApiContext, bucket: &Bucket, intent_id: &str, pl
 
 fn rfc3339(t: i64) -> Option<String> {
     let t = time::OffsetDateTime::from_unix_timestamp(t).ok()?;
-    t.format(&time::format_description::well_known::Rfc3339).ok()
+    t.format(&time::format_description::well_known::Rfc3339)
+        .ok()
 }
 
 pub struct SubscriptionApi;
@@ -279,7 +370,11 @@ impl SubscriptionApi {
     /// Subscribe the bucket to a plan, or move its subscription to another plan in place.
     /// When the first payment needs 3-D Secure, the answer carries `payment_intent`
     /// and the bucket gets the plan only after paymentIntentSucceed.
-    #[oai(path = "/api/bucket/:id/payment/subscribe", method = "post", operation_id = "subscribe")]
+    #[oai(
+        path = "/api/bucket/:id/payment/subscribe",
+        method = "post",
+        operation_id = "subscribe"
+    )]
     async fn subscribe(
         &self,
         ctx: Data<&ApiContext>,
@@ -290,8 +385,13 @@ impl SubscriptionApi {
     ) -> ApiResult<Json<SubscribeAnswer>> {
         let access = auth.write(&ctx, &id).await?;
         check_idempotency_key(idempotency.as_deref())?;
-        let (snap, payment_intent) = subscribe(&ctx, &access.bucket, &body, idempotency.as_deref()).await?;
-        let bucket = ctx.db.bucket(&access.bucket.id).await?.unwrap_or(access.bucket);
+        let (snap, payment_intent) =
+            subscribe(&ctx, &access.bucket, &body, idempotency.as_deref()).await?;
+        let bucket = ctx
+            .db
+            .bucket(&access.bucket.id)
+            .await?
+            .unwrap_or(access.bucket);
         Ok(Json(SubscribeAnswer {
             bucket: view(&ctx, &bucket, access.role).await?,
             subscription: snap.subscription,
@@ -301,7 +401,11 @@ impl SubscriptionApi {
 
     /// After 3-D Secure: check with Stripe that the payment intent succeeded and is this
     /// bucket's, refresh the subscription and its invoice, and give the bucket the plan.
-    #[oai(path = "/api/bucket/:id/payment/subscribe/:paymentIntent", method = "post", operation_id = "paymentIntentSucceed")]
+    #[oai(
+        path = "/api/bucket/:id/payment/subscribe/:paymentIntent",
+        method = "post",
+        operation_id = "paymentIntentSucceed"
+    )]
     async fn payment_intent_succeed(
         &self,
         ctx: Data<&ApiContext>,
@@ -312,12 +416,23 @@ impl SubscriptionApi {
     ) -> ApiResult<Json<BucketAnswer>> {
         let access = auth.write(&ctx, &id).await?;
         intent_succeeded(&ctx, &access.bucket, &payment_intent, &body.plan).await?;
-        Ok(Json(BucketAnswer { bucket: view(&ctx, &access.bucket, access.role).await? }))
+        Ok(Json(BucketAnswer {
+            bucket: view(&ctx, &access.bucket, access.role).await?,
+        }))
     }
 
     /// The bucket's subscription (the live one, else the most recent past one), as Stripe shows it.
-    #[oai(path = "/api/bucket/:id/payment/subscription", method = "get", operation_id = "getSubcription")]
-    async fn get_subscription(&self, ctx: Data<&ApiContext>, auth: UserAuth, id: Path<String>) -> ApiResult<Json<Value>> {
+    #[oai(
+        path = "/api/bucket/:id/payment/subscription",
+        method = "get",
+        operation_id = "getSubcription"
+    )]
+    async fn get_subscription(
+        &self,
+        ctx: Data<&ApiContext>,
+        auth: UserAuth,
+        id: Path<String>,
+    ) -> ApiResult<Json<Value>> {
         let access = auth.read(&ctx, &id).await?;
         let state = plan_state(&ctx.db, &ctx.cfg.catalog, &access.bucket.id).await?;
         let sub = state.subscription.ok_or_else(no_subscription)?;
@@ -325,7 +440,11 @@ impl SubscriptionApi {
     }
 
     /// Status, plan and cancelation date of the bucket's subscription (current or past).
-    #[oai(path = "/api/bucket/:id/payment/subscription/state", method = "get", operation_id = "getSubcriptionState")]
+    #[oai(
+        path = "/api/bucket/:id/payment/subscription/state",
+        method = "get",
+        operation_id = "getSubcriptionState"
+    )]
     async fn get_subscription_state(
         &self,
         ctx: Data<&ApiContext>,
@@ -344,7 +463,10 @@ impl SubscriptionApi {
 }
 
 fn no_subscription() -> ApiError {
-    ApiError::not_found("no_subscription", "the bucket doesn't have any subscription")
+    ApiError::not_found(
+        "no_subscription",
+        "the bucket doesn't have any subscription",
+    )
 }
 
 #[cfg(test)]
@@ -354,9 +476,27 @@ mod tests {
     #[test]
     fn plans_are_checked_before_stripe() {
         let catalog = Catalog::load(std::path::Path::new("fixtures/plans.toml")).unwrap();
-        assert_eq!(subscribable(&catalog, "nope").unwrap_err().status().as_u16(), 400);
-        assert_eq!(subscribable(&catalog, "enterprise").unwrap_err().status().as_u16(), 403);
-        assert_eq!(subscribable(&catalog, "free").unwrap_err().status().as_u16(), 403);
+        assert_eq!(
+            subscribable(&catalog, "nope")
+                .unwrap_err()
+                .status()
+                .as_u16(),
+            400
+        );
+        assert_eq!(
+            subscribable(&catalog, "enterprise")
+                .unwrap_err()
+                .status()
+                .as_u16(),
+            403
+        );
+        assert_eq!(
+            subscribable(&catalog, "free")
+                .unwrap_err()
+                .status()
+                .as_u16(),
+            403
+        );
         assert_eq!(subscribable(&catalog, "starter").unwrap().name, "starter");
     }
 

@@ -35,7 +35,11 @@ pub struct TrialApi;
 #[OpenApi(tag = "Tag::Subscription")]
 impl TrialApi {
     /// Start the bucket's one trial of a plan.
-    #[oai(path = "/api/bucket/:id/payment/trial", method = "put", operation_id = "startTrial")]
+    #[oai(
+        path = "/api/bucket/:id/payment/trial",
+        method = "put",
+        operation_id = "startTrial"
+    )]
     async fn start_trial(
         &self,
         ctx: Data<&ApiContext>,

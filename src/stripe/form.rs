@@ -37,7 +37,13 @@ pub fn delete(path: impl Into<String>) -> RequestBuilder {
 mod tests {
     #[test]
     fn brackets_are_encoded() {
-        let req = super::post("/subscriptions", &[("items[0][plan]", "p 1"), ("expand[]", "latest_invoice")]);
-        assert_eq!(req.body.as_deref(), Some("items%5B0%5D%5Bplan%5D=p+1&expand%5B%5D=latest_invoice"));
+        let req = super::post(
+            "/subscriptions",
+            &[("items[0][plan]", "p 1"), ("expand[]", "latest_invoice")],
+        );
+        assert_eq!(
+            req.body.as_deref(),
+            Some("items%5B0%5D%5Bplan%5D=p+1&expand%5B%5D=latest_invoice")
+        );
     }
 }

@@ -25,10 +25,15 @@ pub fn product_id(plan: &Plan) -> String {
 
 /// Make every paid plan of the catalog exist in Stripe. Safe to run again and
 /// concurrently: a plan created meanwhile by someone else counts as existing.
-pub async fn sync(stripe: &Stripe, catalog: &Catalog) -> Result<Vec<(String, PlanSync)>, StripeError> {
+pub async fn sync(
+    stripe: &Stripe,
+    catalog: &Catalog,
+) -> Result<Vec<(String, PlanSync)>, StripeError> {
     let mut out = Vec::new();
     for plan in catalog.plans() {
-        let Some(stripe_id) = plan.stripe_id.as_deref() else { continue };
+        let Some(stripe_id) = plan.stripe_id.as_deref() else {
+            continue;
+        };
         let outcome = match fetch(stripe, &format!("/plans/{stripe_id}")).await? {
             Some(found) => compare(plan, &found),
             None => create(stripe, plan, stripe_id).await?,
@@ -49,11 +54,19 @@ async fn fetch(stripe: &Stripe, path: &str) -> Result<Option<Value>, StripeError
 
 async fn create(stripe: &Stripe, plan: &Plan, stripe_id: &str) -> Result<PlanSync, StripeError> {
     let product = product_id(plan);
-    if fetch(stripe, &format!("/products/{product}")).await?.is_none() {
+    if fetch(stripe, &format!("/products/{product}"))
+        .await?
+        .is_none()
+    {
         let req = form::post("/products", &[("id", &product), ("name", &plan.name)]);
-        if let Err(e) = stripe.execute(req, Some(format!("paysync:product:{product}"))).await {
+        if let Err(e) = stripe
+            .execute(req, Some(format!("paysync:product:{product}")))
+            .await
+        {
             // Created concurrently by another run: fine.
-            fetch(stripe, &format!("/products/{product}")).await?.ok_or(e)?;
+            fetch(stripe, &format!("/products/{product}"))
+                .await?
+                .ok_or(e)?;
         }
     }
     let amount = plan.amount.to_string();
@@ -68,7 +81,10 @@ async fn create(stripe: &Stripe, plan: &Plan, stripe_id: &str) -> Result<PlanSyn
             ("nickname", &plan.name),
         ],
     );
-    let key = format!("paysync:plan:{stripe_id}:{}:{}:{}", plan.amount, plan.currency, plan.interval);
+    let key = format!(
+        "paysync:plan:{stripe_id}:{}:{}:{}",
+        plan.amount, plan.currency, plan.interval
+    );
     match stripe.execute(req, Some(key)).await {
         Ok(_) => Ok(PlanSync::Created),
         Err(e) => match fetch(stripe, &format!("/plans/{stripe_id}")).await? {
@@ -81,15 +97,31 @@ async fn create(stripe: &Stripe, plan: &Plan, stripe_id: &str) -> Result<PlanSyn
 fn compare(plan: &Plan, found: &Value) -> PlanSync {
     let mut diffs = Vec::new();
     if json::int(found, "amount") != Some(plan.amount) {
-        diffs.push(format!("amount {:?} (catalog {})", json::int(found, "amount"), plan.amount));
+        diffs.push(format!(
+            "amount {:?} (catalog {})",
+            json::int(found, "amount"),
+            plan.amount
+        ));
     }
     if json::str(found, "currency") != Some(plan.currency.as_str()) {
-        diffs.push(format!("currency {:?} (catalog {})", json::str(found, "currency"), plan.currency));
+        diffs.push(format!(
+            "currency {:?} (catalog {})",
+            json::str(found, "currency"),
+            plan.currency
+        ));
     }
     if json::str(found, "interval") != Some(plan.interval.as_str()) {
-        diffs.push(format!("interval {:?} (catalog {})", json::str(found, "interval"), plan.interval));
+        diffs.push(format!(
+            "interval {:?} (catalog {})",
+            json::str(found, "interval"),
+            plan.interval
+        ));
     }
-    if diffs.is_empty() { PlanSync::Exists } else { PlanSync::Differs(diffs.join(", ")) }
+    if diffs.is_empty() {
+        PlanSync::Exists
+    } else {
+        PlanSync::Differs(diffs.join(", "))
+    }
 }
 
 #[cfg(test)]
@@ -101,7 +133,8 @@ mod tests {
     fn a_changed_price_is_reported() {
         let catalog = Catalog::load(std::path::Path::new("fixtures/plans.toml")).unwrap();
         let starter = catalog.get("starter").unwrap();
-        let same = json!({"id": "x", "amount": starter.amount, "currency": "usd", "interval": "month"});
+        let same =
+            json!({"id": "x", "amount": starter.amount, "currency": "usd", "interval": "month"});
         assert_eq!(compare(starter, &same), PlanSync::Exists);
         let other = json!({"id": "x", "amount": "2900", "currency": "usd", "interval": "month"});
         assert!(matches!(compare(starter, &other), PlanSync::Differs(d) if d.contains("amount")));

@@ -27,7 +27,9 @@ pub async fn create(
     if let Some(c) = coupon {
         pairs.push(("discounts[0][coupon]", c));
     }
-    stripe.execute(form::post("/subscriptions", &pairs), idem).await
+    stripe
+        .execute(form::post("/subscriptions", &pairs), idem)
+        .await
 }
 
 /// Move a subscription's one item to another plan, in place.
@@ -39,21 +41,38 @@ pub async fn change_plan(
     coupon: Option<&str>,
     idem: Option<String>,
 ) -> Result<Value, StripeError> {
-    let mut pairs = vec![("items[0][id]", item_id), ("items[0][plan]", plan_id), ("expand[]", EXPAND)];
+    let mut pairs = vec![
+        ("items[0][id]", item_id),
+        ("items[0][plan]", plan_id),
+        ("expand[]", EXPAND),
+    ];
     if let Some(c) = coupon {
         pairs.push(("discounts[0][coupon]", c));
     }
-    stripe.execute(form::post(format!("/subscriptions/{sub_id}"), &pairs), idem).await
+    stripe
+        .execute(form::post(format!("/subscriptions/{sub_id}"), &pairs), idem)
+        .await
 }
 
 /// Cancel a subscription now (an abandoned `incomplete` one being replaced).
-pub async fn cancel(stripe: &Stripe, sub_id: &str, idem: Option<String>) -> Result<Value, StripeError> {
-    stripe.execute(form::delete(format!("/subscriptions/{sub_id}")), idem).await
+pub async fn cancel(
+    stripe: &Stripe,
+    sub_id: &str,
+    idem: Option<String>,
+) -> Result<Value, StripeError> {
+    stripe
+        .execute(form::delete(format!("/subscriptions/{sub_id}")), idem)
+        .await
 }
 
 /// One subscription, with its latest invoice and payment intent expanded.
 pub async fn retrieve(stripe: &Stripe, sub_id: &str) -> Result<Value, StripeError> {
-    stripe.execute(form::get(format!("/subscriptions/{sub_id}"), &[("expand[]", EXPAND)]), None).await
+    stripe
+        .execute(
+            form::get(format!("/subscriptions/{sub_id}"), &[("expand[]", EXPAND)]),
+            None,
+        )
+        .await
 }
 
 /// Every subscription of a customer, whatever its status (Stripe is asked, not

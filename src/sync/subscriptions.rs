@@ -55,9 +55,17 @@ fn collapse(obj: &mut Value, key: &str) {
 /// Complete a subscription answer (expanded or not) into a snapshot, fetching
 /// what Stripe did not expand. Stores nothing.
 pub async fn complete(stripe: &Stripe, mut sub: Value) -> Result<Snapshot, StripeError> {
-    let mut invoice = expanded(sub.get("latest_invoice"), |id| async move { invoices::invoice(stripe, &id).await }).await?;
+    let mut invoice = expanded(sub.get("latest_invoice"), |id| async move {
+        invoices::invoice(stripe, &id).await
+    })
+    .await?;
     let mut payment_intent = match &invoice {
-        Some(inv) => expanded(inv.get("payment_intent"), |id| async move { invoices::payment_intent(stripe, &id).await }).await?,
+        Some(inv) => {
+            expanded(inv.get("payment_intent"), |id| async move {
+                invoices::payment_intent(stripe, &id).await
+            })
+            .await?
+        }
         None => None,
     };
     let charge_field = invoice
@@ -66,7 +74,10 @@ pub async fn complete(stripe: &Stripe, mut sub: Value) -> Result<Snapshot, Strip
         .filter(|c| !c.is_null())
         .or_else(|| payment_intent.as_ref().and_then(|p| p.get("latest_charge")))
         .cloned();
-    let charge = expanded(charge_field.as_ref(), |id| async move { invoices::charge(stripe, &id).await }).await?;
+    let charge = expanded(charge_field.as_ref(), |id| async move {
+        invoices::charge(stripe, &id).await
+    })
+    .await?;
     collapse(&mut sub, "latest_invoice");
     if let Some(inv) = invoice.as_mut() {
         collapse(inv, "payment_intent");
@@ -74,13 +85,21 @@ pub async fn complete(stripe: &Stripe, mut sub: Value) -> Result<Snapshot, Strip
     if let Some(pi) = payment_intent.as_mut() {
         collapse(pi, "invoice");
     }
-    Ok(Snapshot { subscription: sub, invoice, payment_intent, charge })
+    Ok(Snapshot {
+        subscription: sub,
+        invoice,
+        payment_intent,
+        charge,
+    })
 }
 
 /// Store a snapshot (children first). `route` names the writer in the watermark.
 pub async fn store(db: &Db, snap: &Snapshot, route: &str) -> sqlx::Result<()> {
     let wm = Watermark::api(route);
-    for obj in [&snap.charge, &snap.payment_intent, &snap.invoice].into_iter().flatten() {
+    for obj in [&snap.charge, &snap.payment_intent, &snap.invoice]
+        .into_iter()
+        .flatten()
+    {
         apply::store(db, obj, &wm, false, true).await?;
     }
     apply::store(db, &snap.subscription, &wm, false, true).await?;
@@ -88,7 +107,12 @@ pub async fn store(db: &Db, snap: &Snapshot, route: &str) -> sqlx::Result<()> {
 }
 
 /// Fetch a subscription with its latest invoice, payment intent and charge, and store them.
-pub async fn refresh(db: &Db, stripe: &Stripe, sub_id: &str, route: &str) -> crate::error::ApiResult<Snapshot> {
+pub async fn refresh(
+    db: &Db,
+    stripe: &Stripe,
+    sub_id: &str,
+    route: &str,
+) -> crate::error::ApiResult<Snapshot> {
     let sub = subscriptions::retrieve(stripe, sub_id).await?;
     let snap = complete(stripe, sub).await?;
     store(db, &snap, route).await?;
