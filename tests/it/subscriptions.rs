@@ -399,6 +399,33 @@ async fn failed_three_d_secure(b: Backend) {
     assert_eq!(live.len(), 1, "{live:?}");
 }
 
+async fn declined_first_payment(b: Backend) {
+    let app = TestApp::start(b).await;
+    plans(&app).await;
+    let bucket = app.bucket("alice").await;
+    // Attaches fine, but its charges fail.
+    let token = card_token("4000000000000341").await;
+    let got = subscribe(
+        &app,
+        &bucket,
+        "alice",
+        json!({"plan": "starter", "stripe_token": token}),
+    )
+    .await;
+    assert_error(&got, 402, "card_declined");
+    assert_eq!(plan_of(&app, &bucket, "alice").await, "free");
+    let (_, state) = get(&app, &bucket, "/payment/subscription/state").await;
+    assert_eq!(
+        state["status"], "incomplete",
+        "the unpaid subscription is visible as such"
+    );
+    assert_error(
+        &get(&app, &bucket, "/payment/receipts").await,
+        404,
+        "no_receipts",
+    );
+}
+
 async fn trial_once(b: Backend) {
     let app = TestApp::start(b).await;
     plans(&app).await;
@@ -594,6 +621,7 @@ both!(
     subscribe_refusals,
     three_d_secure,
     failed_three_d_secure,
+    declined_first_payment,
     trial_once,
     invoices_and_receipts_page_newest_first
 );
