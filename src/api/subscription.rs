@@ -279,13 +279,11 @@ async fn subscribe(
     if let Some(err) = declined(&snap) {
         return Err(err);
     }
-    if GRANTS.contains(&snap.status()) {
+    if billing::GRANTS_PLAN.contains(&snap.status()) {
         ctx.db.end_trial(&bucket.id).await?;
     }
     Ok((snap.clone(), pending_intent(&snap)))
 }
-
-const GRANTS: &[&str] = billing::GRANTS_PLAN;
 
 fn valid_intent_id(id: &str) -> bool {
     id.starts_with("pi_")
@@ -346,7 +344,7 @@ async fn intent_succeeded(
             format!("this payment is for another plan than {:?}", plan.name),
         ));
     }
-    if !GRANTS.contains(&snap.status()) {
+    if !billing::GRANTS_PLAN.contains(&snap.status()) {
         return Err(ApiError::bad_request(
             "payment_intent_not_succeeded",
             format!("the subscription is still {}", snap.status()),

@@ -182,9 +182,15 @@ async fn subscribe_then_change_plan(b: Backend) {
     assert_eq!(receipts[0]["invoice"], invoices[0]["id"]);
     assert!(receipts[0].get("receipt_url").is_some(), "{receipts}");
     // The rows are stored as Stripe shows them: the reconciler finds nothing to fix.
-    let drift = paysync::sync::reconcile::bucket(&app.ctx.db, &app.ctx.stripe, &bucket).await.unwrap();
+    let drift = paysync::sync::reconcile::bucket(&app.ctx.db, &app.ctx.stripe, &bucket)
+        .await
+        .unwrap();
     for kind in [Kind::Subscription, Kind::Invoice, Kind::Charge] {
-        assert_eq!(drift.get(kind), 0, "{kind:?} drift after subscribe: {drift:?}");
+        assert_eq!(
+            drift.get(kind),
+            0,
+            "{kind:?} drift after subscribe: {drift:?}"
+        );
     }
 
     // Another plan: the same subscription, changed in place.
