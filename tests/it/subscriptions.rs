@@ -524,6 +524,28 @@ async fn trial_once(b: Backend) {
         400,
         "cant_claim_trial",
     );
+
+    // Subscribing during a trial ends the trial: the paid plan is the bucket's.
+    let trying = app.bucket("alice").await;
+    assert_eq!(call(trial(&trying, "business")).await.0, 200);
+    let token = card_token(VISA).await;
+    assert_eq!(
+        subscribe(
+            &app,
+            &trying,
+            "alice",
+            json!({"plan": "starter", "stripe_token": token})
+        )
+        .await
+        .0,
+        200
+    );
+    let (_, view) = call(app.get(&format!("/api/bucket/{trying}"), "alice")).await;
+    assert_eq!(
+        (view["plan"].as_str(), view["trial"]["active"].as_bool()),
+        (Some("starter"), Some(false)),
+        "{view}"
+    );
 }
 
 async fn invoices_and_receipts_page_newest_first(b: Backend) {
