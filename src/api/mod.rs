@@ -4,9 +4,13 @@
 
 pub mod access;
 pub mod admin;
+pub mod banks;
 pub mod bucket;
+pub mod cards;
 pub mod health;
+pub mod iban;
 pub mod invoices;
+pub mod metadata;
 pub mod middleware;
 pub mod observe;
 pub mod subscription;
@@ -23,6 +27,8 @@ pub enum Tag {
     Admin,
     /// Liveness and readiness.
     Health,
+    /// The bucket's cards, SEPA bank account and billing metadata.
+    Payment,
     /// Plans, subscriptions and trials.
     Subscription,
     /// Invoices and receipts.
@@ -31,6 +37,9 @@ pub enum Tag {
 
 pub type Apis = (
     bucket::BucketApi,
+    cards::CardsApi,
+    banks::BanksApi,
+    metadata::MetadataApi,
     subscription::SubscriptionApi,
     trial::TrialApi,
     invoices::InvoicesApi,
@@ -42,6 +51,9 @@ pub fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
             bucket::BucketApi,
+            cards::CardsApi,
+            banks::BanksApi,
+            metadata::MetadataApi,
             subscription::SubscriptionApi,
             trial::TrialApi,
             invoices::InvoicesApi,

@@ -14,14 +14,15 @@ use serde_json::Value;
 use crate::api::Tag;
 use crate::api::access::UserAuth;
 use crate::api::bucket::{BucketView, view};
-use crate::api::write::{check_idempotency_key, ensure_customer, idempotency_key, store_answer};
+use crate::api::cards::{attach_card, has_default_payment_method};
+use crate::api::write::{check_idempotency_key, ensure_customer, idempotency_key};
 use crate::app::ApiContext;
 use crate::billing::{self, plan_name, plan_state};
 use crate::error::{ApiError, ApiResult, StripeErrorInfo};
 use crate::plans::{Catalog, Plan};
+use crate::store::Watermark;
 use crate::store::buckets::Bucket;
-use crate::store::{Kind, Watermark};
-use crate::stripe::{form, invoices, json, subscriptions};
+use crate::stripe::{invoices, json, subscriptions};
 use crate::sync::apply::subscription_plan_id;
 use crate::sync::subscriptions::{self as refresh, Snapshot};
 
@@ -112,66 +113,6 @@ async fn bucket_lock(bucket_id: &str) -> tokio::sync::OwnedMutexGuard<()> {
         map.entry(bucket_id.to_string()).or_default().clone()
     };
     lock.lock_owned().await
-}
-
-// TEMP: replace with api::cards::attach_card after merge
-async fn attach_card(
-    ctx: &ApiContext,
-    bucket: &Bucket,
-    token: &str,
-    make_default: bool,
-    idem: Option<&str>,
-) -> ApiResult<Value> {
-    let customer = ensure_customer(ctx, bucket).await?;
-    let req = form::post(
-        format!("/customers/{customer}/sources"),
-        &[("source", token)],
-    );
-    let card = ctx
-        .stripe
-        .execute(req, idem.map(|k| format!("{k}:attach")))
-        .await?;
-    store_answer(ctx, &card, "card.attach").await?;
-    if make_default && let Some(card_id) = json::str(&card, "id") {
-        let req = form::post(
-            format!("/customers/{customer}"),
-            &[("default_source", card_id)],
-        );
-        let cust = ctx
-            .stripe
-            .execute(req, idem.map(|k| format!("{k}:default")))
-            .await?;
-        store_answer(ctx, &cust, "card.default").await?;
-    }
-    Ok(card)
-}
-
-// TEMP: replace with api::cards::has_default_payment_method after merge
-async fn has_default_payment_method(ctx: &ApiContext, bucket_id: &str) -> ApiResult<bool> {
-    let Some(customer) = ctx
-        .db
-        .bucket(bucket_id)
-        .await?
-        .and_then(|b| b.stripe_customer_id)
-    else {
-        return Ok(false);
-    };
-    let Some(row) = ctx.db.object(Kind::Customer, &customer).await? else {
-        return Ok(false);
-    };
-    let default = json::id(&row.data, "default_source").or_else(|| {
-        row.data
-            .pointer("/invoice_settings/default_payment_method")
-            .and_then(|v| v.as_str())
-    });
-    Ok(match default {
-        Some(id) => ctx
-            .db
-            .bucket_object(Kind::Source, bucket_id, id)
-            .await?
-            .is_some(),
-        None => false,
-    })
 }
 
 /// The payment intent to hand to Stripe.js, when the first payment waits for the customer.
