@@ -14,6 +14,7 @@ pub mod metadata;
 pub mod middleware;
 pub mod observe;
 pub mod subscription;
+pub mod text;
 pub mod trial;
 pub mod write;
 
