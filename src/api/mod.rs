@@ -8,6 +8,7 @@ pub mod bucket;
 pub mod health;
 pub mod middleware;
 pub mod observe;
+pub mod webhook;
 pub mod write;
 
 use poem_openapi::{OpenApiService, Tags};

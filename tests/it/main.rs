@@ -7,3 +7,4 @@ mod foundation;
 mod reconcile;
 mod reconcile_wiremock;
 mod stripe_direct;
+mod webhooks;
