@@ -82,6 +82,7 @@ pub enum EventsCommand {
         #[command(flatten)]
         sync: crate::cfg::SyncArgs,
     },
+}
 
 #[derive(clap::Args, Debug)]
 pub struct ReconcileArgs {

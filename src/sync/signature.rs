@@ -86,7 +86,7 @@ pub fn verify(
         let expected = mac(secret, t, body);
         for sig in &given {
             // Every pair is compared, so the time taken does not tell which one matched.
-            matched |= expected.ct_eq(sig.as_slice()).unwrap_u8();
+            matched |= expected.as_slice().ct_eq(sig.as_slice()).unwrap_u8();
         }
     }
     if matched == 0 {

@@ -22,20 +22,18 @@ use crate::stripe_direct::*;
 
 // ---------------------------------------------------------------- helpers
 
-/// Poll `check` until it gives Some, or panic with `what` after `secs`.
-async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = check().await {
-            return v;
+/// Evaluate `$check` (an `Option`) every 50 ms until it is Some; panic after `$secs`.
+macro_rules! eventually {
+    ($secs:expr, $what:expr, $check:expr) => {{
+        let deadline = Instant::now() + Duration::from_secs($secs);
+        loop {
+            if let Some(v) = $check {
+                break v;
+            }
+            assert!(Instant::now() < deadline, "timed out after {}s waiting for {}", $secs, $what);
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert!(Instant::now() < deadline, "timed out after {secs}s waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    }};
 }
 
 /// Register this app's webhook URL in localstripe; `unregister_webhook` turns it off again.
@@ -80,68 +78,68 @@ async fn localstripe_deliveries_reach_the_cache(b: Backend) {
     let app = TestApp::start_with(b, Options { worker: true, ..Options::default() }).await;
     let hook = register_webhook(&app).await;
     ensure_plan("paysync_starter_monthly", "1900").await;
-    let db = app.ctx.db.clone();
-    let catalog = app.ctx.cfg.catalog.clone();
+    let db = &app.ctx.db;
+    let catalog = &app.ctx.cfg.catalog;
     let bucket = app.bucket("alice").await;
 
     // A customer made in Stripe for the bucket: customer.created links it.
     let customer = customer_for(&bucket).await;
-    eventually(10, "customer.created linking the bucket", || async {
+    eventually!(10, "customer.created linking the bucket", async {
         let b = db.bucket(&bucket).await.unwrap().unwrap();
         (b.stripe_customer_id.as_deref() == Some(customer.as_str())).then_some(())
-    })
-    .await;
+    }.await)
+    ;
 
     // Metadata changed in the dashboard: customer.updated.
     stripe(Method::POST, &format!("/customers/{customer}"), &[("metadata[company_name]", "Acme")]).await;
-    eventually(10, "customer.updated", || async {
+    eventually!(10, "customer.updated", async {
         let c = db.object(Kind::Customer, &customer).await.unwrap()?;
         (c.data["metadata"]["company_name"] == "Acme").then_some(())
-    })
-    .await;
+    }.await)
+    ;
 
     // A card attached: customer.source.created.
     let token = card_token("4242424242424242").await;
     let card_id = id(&stripe(Method::POST, &format!("/customers/{customer}/sources"), &[("source", &token)]).await);
-    eventually(10, "customer.source.created", || async {
+    eventually!(10, "customer.source.created", async {
         db.bucket_object(Kind::Source, &bucket, &card_id).await.unwrap().map(|_| ())
-    })
-    .await;
+    }.await)
+    ;
 
     // A subscription: the bucket gets its plan, its first invoice is paid.
     let sub = id(&stripe(Method::POST, "/subscriptions", &[("customer", &customer), ("items[0][plan]", "paysync_starter_monthly")]).await);
-    eventually(10, "customer.subscription.created", || async {
-        let state = plan_state(&db, &catalog, &bucket).await.unwrap();
+    eventually!(10, "customer.subscription.created", async {
+        let state = plan_state(db, catalog, &bucket).await.unwrap();
         (state.plan == "starter").then_some(())
-    })
-    .await;
+    }.await)
+    ;
     let (status, view) = call(app.get(&format!("/api/bucket/{bucket}"), "alice")).await;
     assert_eq!(status, 200);
     assert_eq!((view["plan"].as_str(), view["subscription"]["id"].as_str()), (Some("starter"), Some(sub.as_str())), "{view}");
-    eventually(10, "the subscription's invoice paid", || async {
+    eventually!(10, "the subscription's invoice paid", async {
         let invoices = db.bucket_objects(Kind::Invoice, &bucket, &Page::default()).await.unwrap();
         invoices.iter().any(|i| i.parent_id.as_deref() == Some(sub.as_str()) && i.status.as_deref() == Some("paid")).then_some(())
-    })
-    .await;
+    }.await)
+    ;
 
     // An invoice paid by hand: invoice.created, then invoice.payment_succeeded.
     stripe(Method::POST, "/invoiceitems", &[("customer", &customer), ("amount", "500"), ("currency", "usd")]).await;
     let invoice = id(&stripe(Method::POST, "/invoices", &[("customer", &customer)]).await);
     stripe(Method::POST, &format!("/invoices/{invoice}/pay"), &[]).await;
-    eventually(10, "the paid invoice", || async {
+    eventually!(10, "the paid invoice", async {
         let row = db.bucket_object(Kind::Invoice, &bucket, &invoice).await.unwrap()?;
         (row.status.as_deref() == Some("paid")).then_some(())
-    })
-    .await;
+    }.await)
+    ;
 
     // Canceled in Stripe: state canceled, the bucket back on the free plan.
     stripe(Method::DELETE, &format!("/subscriptions/{sub}"), &[]).await;
-    eventually(10, "customer.subscription.deleted", || async {
-        let state = plan_state(&db, &catalog, &bucket).await.unwrap();
+    eventually!(10, "customer.subscription.deleted", async {
+        let state = plan_state(db, catalog, &bucket).await.unwrap();
         let s = state.subscription?;
         (s.status.as_deref() == Some("canceled") && state.plan == "free").then_some(())
-    })
-    .await;
+    }.await)
+    ;
     let (_, view) = call(app.get(&format!("/api/bucket/{bucket}"), "alice")).await;
     assert_eq!(view["plan"], "free", "{view}");
     assert_eq!(view["subscription"]["status"], "canceled", "{view}");
@@ -258,10 +256,10 @@ async fn tombstones_win_and_failures_are_parked_then_replayed(b: Backend) {
     let sub = json!({"id": "sub_r", "object": "subscription", "customer": "cus_tomb", "status": "incomplete",
                      "plan": {"id": "paysync_starter_monthly"}});
     assert_eq!(app.deliver(&event("evt_r", "customer.subscription.created", t, sub.clone())).await.0, 200);
-    let dead = eventually(15, "the event parked as dead", || async {
+    let dead = eventually!(15, "the event parked as dead", async {
         db.event("evt_r").await.unwrap().filter(|e| e.state == "dead")
-    })
-    .await;
+    }.await)
+    ;
     assert_eq!(dead.attempts, 2);
     assert!(dead.last_error.as_deref().unwrap_or("").contains("500"), "{:?}", dead.last_error);
 
@@ -331,7 +329,7 @@ fn op_strategy() -> impl proptest::strategy::Strategy<Value = (Op, bool)> {
 /// A history on one customer: the events Stripe would send, and the objects as Stripe has them at the end.
 struct History {
     events: Vec<String>,
-    truth: BTreeMap<(Kind, String), Option<Value>>,
+    truth: Vec<(Kind, String, Option<Value>)>,
     plan: &'static str,
 }
 
@@ -397,22 +395,22 @@ fn history(case: u64, customer: &str, ops: &[(Op, bool)], t0: i64) -> History {
         }
     }
     let customer_changed = cust["metadata"]["v"] != "0";
-    let mut truth = BTreeMap::new();
-    truth.insert((Kind::Source, card_id), (!card_gone).then_some(card_obj));
+    let mut truth = Vec::new();
+    truth.push((Kind::Source, card_id, (!card_gone).then_some(card_obj)));
     let plan = if ["active", "past_due"].contains(&sub["status"].as_str().unwrap_or("")) { "starter" } else { "free" };
-    truth.insert((Kind::Subscription, sub_id), Some(sub));
-    truth.insert((Kind::Invoice, inv_id), Some(inv));
+    truth.push((Kind::Subscription, sub_id, Some(sub)));
+    truth.push((Kind::Invoice, inv_id, Some(inv)));
     if customer_changed {
-        truth.insert((Kind::Customer, customer.to_string()), Some(cust));
+        truth.push((Kind::Customer, customer.to_string(), Some(cust)));
     }
     History { events, truth, plan }
 }
 
 /// Stripe as it is at the end of the history: answers the re-fetches.
-async fn mount_truth(server: &wiremock::MockServer, customer: &str, truth: &BTreeMap<(Kind, String), Option<Value>>) {
+async fn mount_truth(server: &wiremock::MockServer, customer: &str, truth: &[(Kind, String, Option<Value>)]) {
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, ResponseTemplate};
-    for ((kind, id), obj) in truth {
+    for (kind, id, obj) in truth {
         let p = match kind {
             Kind::Source => format!("/v1/customers/{customer}/sources/{id}"),
             Kind::Subscription => format!("/v1/subscriptions/{id}"),
@@ -431,7 +429,7 @@ async fn mount_truth(server: &wiremock::MockServer, customer: &str, truth: &BTre
 
 async fn check_state(app: &TestApp, bucket: &str, h: &History) -> Result<(), String> {
     let db = &app.ctx.db;
-    for ((kind, id), want) in &h.truth {
+    for (kind, id, want) in &h.truth {
         let row = db.object(*kind, id).await.map_err(|e| e.to_string())?;
         match (want, row) {
             (None, Some(r)) if r.deleted => {}
@@ -558,11 +556,9 @@ impl Server {
             .expect("start paysync serve");
         let url = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
-        eventually(20, "paysync serve to listen", || {
-            let (http, url) = (http.clone(), url.clone());
-            async move { http.get(format!("{url}/healthz")).send().await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
-        })
-        .await;
+        eventually!(20, "paysync serve to listen", {
+            http.get(format!("{url}/healthz")).send().await.ok().filter(|r| r.status().is_success()).map(|_| ())
+        });
         Server { child, url }
     }
 
@@ -659,7 +655,7 @@ async fn sigkill_while_receiving_loses_nothing(b: Backend) {
         }));
     }
     // Kill it mid-stream, while deliveries are being received and applied.
-    eventually(60, "some deliveries acknowledged", || async { (count.load(Ordering::SeqCst) >= 700).then_some(()) }).await;
+    eventually!(60, "some deliveries acknowledged", async { (count.load(Ordering::SeqCst) >= 700).then_some(()) }.await);
     let mut server = server;
     server.child.kill().expect("SIGKILL");
     server.child.wait().unwrap();
@@ -685,8 +681,8 @@ async fn sigkill_while_receiving_loses_nothing(b: Backend) {
     for (id, body) in events.iter().filter(|(id, _)| !acked.contains(id)) {
         assert_eq!(post_signed(&http, &server.url, body).await, Some(200), "{id}");
     }
-    eventually(60, "every event applied", || async { (inbox_count(&db).await == 2000 && unapplied(&db).await == 0).then_some(()) })
-        .await;
+    eventually!(60, "every event applied", async { (inbox_count(&db).await == 2000 && unapplied(&db).await == 0).then_some(()) }.await)
+        ;
     check_cards(&db, &truth).await;
     assert_eq!(db.count_events("dead").await.unwrap(), 0);
     let cards = db.bucket_objects(Kind::Source, &bucket, &Page::default()).await.unwrap();
@@ -720,7 +716,7 @@ async fn two_processes_apply_each_event_once(b: Backend) {
     };
     tokio::join!(send_all(a.url.clone(), events.clone()), send_all(b2.url.clone(), reversed));
 
-    eventually(60, "every event applied", || async { (unapplied(&db).await == 0).then_some(()) }).await;
+    eventually!(60, "every event applied", async { (unapplied(&db).await == 0).then_some(()) }.await);
     assert_eq!(inbox_count(&db).await, 500);
     check_cards(&db, &truth).await;
     let applied = a.metric("paysync_events_applied_total").await + b2.metric("paysync_events_applied_total").await;
