@@ -463,7 +463,7 @@ async fn any_order_any_duplicates_same_cache(b: Backend) {
         (Just(ops), proptest::collection::vec(0..n, 0..n), any::<u64>())
     });
     let handle = tokio::runtime::Handle::current();
-    let mut runner = TestRunner::new(Config { cases: 24, failure_persistence: None, ..Config::default() });
+    let mut runner = TestRunner::new(Config { cases: 64, failure_persistence: None, ..Config::default() });
     let result = tokio::task::block_in_place(|| {
         runner.run(&strategy, |(ops, dups, seed)| {
             let (in_order, shuffled, server, case) = (in_order.clone(), shuffled.clone(), server.clone(), case.clone());
