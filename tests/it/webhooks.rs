@@ -728,3 +728,32 @@ async fn two_processes_apply_each_event_once(b: Backend) {
 }
 
 both!(two_processes_apply_each_event_once);
+
+// ---------------------------------------------------------------- catch-up
+
+/// No webhook registered: `paysync reconcile` stores the events it lists and applies them before it exits.
+async fn catch_up_applies_what_it_stored(b: Backend) {
+    let app = TestApp::start(b).await;
+    let bucket = app.bucket("alice").await;
+    let customer = customer_for(&bucket).await;
+    let token = card_token("4242424242424242").await;
+    let card_id = id(&stripe(Method::POST, &format!("/customers/{customer}/sources"), &[("source", &token)]).await);
+
+    let out = Command::new(env!("CARGO_BIN_EXE_paysync"))
+        .arg("reconcile")
+        .env("DATABASE_URL", &app.db.url)
+        .env("STRIPE_SECRET_KEY", "sk_test_paysync")
+        .env("STRIPE_API_BASE", localstripe_url())
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run paysync");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("applied "), "{stderr}");
+    let db = &app.ctx.db;
+    assert_eq!(db.bucket(&bucket).await.unwrap().unwrap().stripe_customer_id.as_deref(), Some(customer.as_str()));
+    assert!(db.bucket_object(Kind::Source, &bucket, &card_id).await.unwrap().is_some(), "the card is applied");
+    assert_eq!(db.inbox_backlog().await.unwrap().0, 0, "nothing left unapplied");
+}
+
+both!(catch_up_applies_what_it_stored);
