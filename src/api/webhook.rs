@@ -42,7 +42,11 @@ async fn receive(ctx: &ApiContext, req: &Request, body: Body) -> Response {
     if ctx.cfg.webhook_secrets.is_empty() {
         // Our configuration is at fault, not the delivery: 5xx, so Stripe keeps it for later.
         tracing::error!("webhook delivery refused: STRIPE_WEBHOOK_SECRET is not set");
-        return error_response(StatusCode::SERVICE_UNAVAILABLE, "webhook_not_configured", "no webhook secret is configured");
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "webhook_not_configured",
+            "no webhook secret is configured",
+        );
     }
     let header = req.headers().get("stripe-signature").map(|v| v.to_str().unwrap_or("\u{0}"));
     let tolerance = ctx.cfg.webhook_tolerance.as_secs() as i64;
@@ -76,7 +80,11 @@ async fn receive(ctx: &ApiContext, req: &Request, body: Body) -> Response {
         Err(e) => {
             tracing::error!(event = event.id, error = %e, "webhook inbox cannot be written; answering 503 so Stripe retries");
             metrics::counter!("paysync_webhook_unstored_total").increment(1);
-            error_response(StatusCode::SERVICE_UNAVAILABLE, "inbox_unavailable", "the event could not be stored; retry later")
+            error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "inbox_unavailable",
+                "the event could not be stored; retry later",
+            )
         }
     }
 }

@@ -105,7 +105,8 @@ pub enum Applied {
 /// Apply one event body (as stored in the inbox).
 pub async fn apply_body(db: &Db, stripe: &Stripe, sync: &SyncSettings, body: &str) -> anyhow::Result<Applied> {
     let value: Value = serde_json::from_str(body).map_err(|e| anyhow::anyhow!("event body is not JSON: {e}"))?;
-    let event = Event::parse(&value).ok_or_else(|| anyhow::anyhow!("not a Stripe event (id, type, created, data.object)"))?;
+    let event =
+        Event::parse(&value).ok_or_else(|| anyhow::anyhow!("not a Stripe event (id, type, created, data.object)"))?;
     apply_event(db, stripe, sync, &event).await
 }
 
@@ -166,7 +167,9 @@ fn stored(s: Stored) -> Applied {
 pub fn version(obj: &Value) -> Option<i64> {
     let mut times: Vec<i64> = ["canceled_at", "ended_at", "updated"].iter().filter_map(|k| json::int(obj, k)).collect();
     if let Some(st) = obj.get("status_transitions") {
-        times.extend(["finalized_at", "paid_at", "voided_at", "marked_uncollectible_at"].iter().filter_map(|k| json::int(st, k)));
+        times.extend(
+            ["finalized_at", "paid_at", "voided_at", "marked_uncollectible_at"].iter().filter_map(|k| json::int(st, k)),
+        );
     }
     times.into_iter().max()
 }
@@ -188,7 +191,8 @@ async fn refetch(db: &Db, stripe: &Stripe, obj: &Value, wm: &Watermark) -> anyho
     let deleted = json::bool(&fetched, "deleted").unwrap_or(false);
     // A detached PaymentMethod comes back without a customer: it is gone for the bucket.
     let detached = json::str(&fetched, "object") == Some("payment_method") && json::id(&fetched, "customer").is_none();
-    let (to_store, gone) = if deleted && apply::kind_of(&fetched).is_none() { (obj, true) } else { (&fetched, deleted || detached) };
+    let (to_store, gone) =
+        if deleted && apply::kind_of(&fetched).is_none() { (obj, true) } else { (&fetched, deleted || detached) };
     match apply::store(db, to_store, wm, gone, true).await? {
         Stored::Ignored => Ok(Applied::Ignored),
         Stored::Outcome(o) => Ok(Applied::Refetched(o)),
@@ -219,13 +223,17 @@ mod tests {
 
     #[test]
     fn parses_events_and_versions() {
-        let body = json!({"id": "evt_1", "type": "invoice.paid", "created": "1700000000", "data": {"object": {"id": "in_1"}}});
+        let body =
+            json!({"id": "evt_1", "type": "invoice.paid", "created": "1700000000", "data": {"object": {"id": "in_1"}}});
         let e = Event::parse(&body).unwrap();
         assert_eq!((e.id, e.r#type, e.created), ("evt_1", "invoice.paid", 1_700_000_000));
         assert!(Event::parse(&json!({"id": "evt_1", "type": "x", "created": 1})).is_none());
         let inv = json!({"status_transitions": {"finalized_at": 10, "paid_at": 12}});
         assert_eq!(version(&inv), Some(12));
         assert_eq!(version(&json!({"status": "active", "canceled_at": null})), None);
-        assert_eq!(retrieve_path(&json!({"object": "card", "id": "card_1", "customer": "cus_1"})).unwrap(), "/customers/cus_1/sources/card_1");
+        assert_eq!(
+            retrieve_path(&json!({"object": "card", "id": "card_1", "customer": "cus_1"})).unwrap(),
+            "/customers/cus_1/sources/card_1"
+        );
     }
 }

@@ -47,7 +47,8 @@ pub async fn run(cmd: EventsCommand) -> anyhow::Result<()> {
             }
             eprintln!("{requeued} events put back in line");
             if stripe.stripe_secret_key.is_some() && requeued > 0 {
-                let applier = Applier { db: db.clone(), stripe: Stripe::new(&stripe.settings()?)?, sync: sync.settings()? };
+                let applier =
+                    Applier { db: db.clone(), stripe: Stripe::new(&stripe.settings()?)?, sync: sync.settings()? };
                 let done = applier.drain().await?;
                 eprintln!("applied {} events ({} failed again, {} dead)", done.applied, done.failed, done.dead);
             }

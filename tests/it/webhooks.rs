@@ -84,62 +84,99 @@ async fn localstripe_deliveries_reach_the_cache(b: Backend) {
 
     // A customer made in Stripe for the bucket: customer.created links it.
     let customer = customer_for(&bucket).await;
-    eventually!(10, "customer.created linking the bucket", async {
-        let b = db.bucket(&bucket).await.unwrap().unwrap();
-        (b.stripe_customer_id.as_deref() == Some(customer.as_str())).then_some(())
-    }.await)
-    ;
+    eventually!(
+        10,
+        "customer.created linking the bucket",
+        async {
+            let b = db.bucket(&bucket).await.unwrap().unwrap();
+            (b.stripe_customer_id.as_deref() == Some(customer.as_str())).then_some(())
+        }
+        .await
+    );
 
     // Metadata changed in the dashboard: customer.updated.
     stripe(Method::POST, &format!("/customers/{customer}"), &[("metadata[company_name]", "Acme")]).await;
-    eventually!(10, "customer.updated", async {
-        let c = db.object(Kind::Customer, &customer).await.unwrap()?;
-        (c.data["metadata"]["company_name"] == "Acme").then_some(())
-    }.await)
-    ;
+    eventually!(
+        10,
+        "customer.updated",
+        async {
+            let c = db.object(Kind::Customer, &customer).await.unwrap()?;
+            (c.data["metadata"]["company_name"] == "Acme").then_some(())
+        }
+        .await
+    );
 
     // A card attached: customer.source.created.
     let token = card_token("4242424242424242").await;
     let card_id = id(&stripe(Method::POST, &format!("/customers/{customer}/sources"), &[("source", &token)]).await);
-    eventually!(10, "customer.source.created", async {
-        db.bucket_object(Kind::Source, &bucket, &card_id).await.unwrap().map(|_| ())
-    }.await)
-    ;
+    eventually!(
+        10,
+        "customer.source.created",
+        async { db.bucket_object(Kind::Source, &bucket, &card_id).await.unwrap().map(|_| ()) }.await
+    );
 
     // A subscription: the bucket gets its plan, its first invoice is paid.
-    let sub = id(&stripe(Method::POST, "/subscriptions", &[("customer", &customer), ("items[0][plan]", "paysync_starter_monthly")]).await);
-    eventually!(10, "customer.subscription.created", async {
-        let state = plan_state(db, catalog, &bucket).await.unwrap();
-        (state.plan == "starter").then_some(())
-    }.await)
-    ;
+    let sub = id(&stripe(
+        Method::POST,
+        "/subscriptions",
+        &[("customer", &customer), ("items[0][plan]", "paysync_starter_monthly")],
+    )
+    .await);
+    eventually!(
+        10,
+        "customer.subscription.created",
+        async {
+            let state = plan_state(db, catalog, &bucket).await.unwrap();
+            (state.plan == "starter").then_some(())
+        }
+        .await
+    );
     let (status, view) = call(app.get(&format!("/api/bucket/{bucket}"), "alice")).await;
     assert_eq!(status, 200);
-    assert_eq!((view["plan"].as_str(), view["subscription"]["id"].as_str()), (Some("starter"), Some(sub.as_str())), "{view}");
-    eventually!(10, "the subscription's invoice paid", async {
-        let invoices = db.bucket_objects(Kind::Invoice, &bucket, &Page::default()).await.unwrap();
-        invoices.iter().any(|i| i.parent_id.as_deref() == Some(sub.as_str()) && i.status.as_deref() == Some("paid")).then_some(())
-    }.await)
-    ;
+    assert_eq!(
+        (view["plan"].as_str(), view["subscription"]["id"].as_str()),
+        (Some("starter"), Some(sub.as_str())),
+        "{view}"
+    );
+    eventually!(
+        10,
+        "the subscription's invoice paid",
+        async {
+            let invoices = db.bucket_objects(Kind::Invoice, &bucket, &Page::default()).await.unwrap();
+            invoices
+                .iter()
+                .any(|i| i.parent_id.as_deref() == Some(sub.as_str()) && i.status.as_deref() == Some("paid"))
+                .then_some(())
+        }
+        .await
+    );
 
     // An invoice paid by hand: invoice.created, then invoice.payment_succeeded.
     stripe(Method::POST, "/invoiceitems", &[("customer", &customer), ("amount", "500"), ("currency", "usd")]).await;
     let invoice = id(&stripe(Method::POST, "/invoices", &[("customer", &customer)]).await);
     stripe(Method::POST, &format!("/invoices/{invoice}/pay"), &[]).await;
-    eventually!(10, "the paid invoice", async {
-        let row = db.bucket_object(Kind::Invoice, &bucket, &invoice).await.unwrap()?;
-        (row.status.as_deref() == Some("paid")).then_some(())
-    }.await)
-    ;
+    eventually!(
+        10,
+        "the paid invoice",
+        async {
+            let row = db.bucket_object(Kind::Invoice, &bucket, &invoice).await.unwrap()?;
+            (row.status.as_deref() == Some("paid")).then_some(())
+        }
+        .await
+    );
 
     // Canceled in Stripe: state canceled, the bucket back on the free plan.
     stripe(Method::DELETE, &format!("/subscriptions/{sub}"), &[]).await;
-    eventually!(10, "customer.subscription.deleted", async {
-        let state = plan_state(db, catalog, &bucket).await.unwrap();
-        let s = state.subscription?;
-        (s.status.as_deref() == Some("canceled") && state.plan == "free").then_some(())
-    }.await)
-    ;
+    eventually!(
+        10,
+        "customer.subscription.deleted",
+        async {
+            let state = plan_state(db, catalog, &bucket).await.unwrap();
+            let s = state.subscription?;
+            (s.status.as_deref() == Some("canceled") && state.plan == "free").then_some(())
+        }
+        .await
+    );
     let (_, view) = call(app.get(&format!("/api/bucket/{bucket}"), "alice")).await;
     assert_eq!(view["plan"], "free", "{view}");
     assert_eq!(view["subscription"]["status"], "canceled", "{view}");
@@ -168,11 +205,31 @@ async fn signatures_are_checked_before_anything_is_stored(b: Backend) {
         ("garbage header", body.clone(), Some("garbage".into()), "signature_malformed"),
         ("t not a number", body.clone(), Some(format!("t=soon,v1={good}")), "signature_malformed"),
         ("wrong secret", body.clone(), Some(format!("t={t},v1={wrong}")), "signature_mismatch"),
-        ("tampered body", body.replace("cus_nobody", "cus_someone"), Some(format!("t={t},v1={good}")), "signature_mismatch"),
-        ("too old", body.clone(), Some(signature::header(WEBHOOK_SECRET, t - 301, body.as_bytes())), "signature_expired"),
-        ("too new", body.clone(), Some(signature::header(WEBHOOK_SECRET, t + 301, body.as_bytes())), "signature_expired"),
+        (
+            "tampered body",
+            body.replace("cus_nobody", "cus_someone"),
+            Some(format!("t={t},v1={good}")),
+            "signature_mismatch",
+        ),
+        (
+            "too old",
+            body.clone(),
+            Some(signature::header(WEBHOOK_SECRET, t - 301, body.as_bytes())),
+            "signature_expired",
+        ),
+        (
+            "too new",
+            body.clone(),
+            Some(signature::header(WEBHOOK_SECRET, t + 301, body.as_bytes())),
+            "signature_expired",
+        ),
         ("not JSON", "not json".into(), Some(signature::header(WEBHOOK_SECRET, t, b"not json")), "not_an_event"),
-        ("not an event", "{\"id\":1}".into(), Some(signature::header(WEBHOOK_SECRET, t, b"{\"id\":1}")), "not_an_event"),
+        (
+            "not an event",
+            "{\"id\":1}".into(),
+            Some(signature::header(WEBHOOK_SECRET, t, b"{\"id\":1}")),
+            "not_an_event",
+        ),
     ];
     for (what, body, header, code) in &refused {
         let got = app.deliver_with(body, header.as_deref()).await;
@@ -220,7 +277,13 @@ async fn tombstones_win_and_failures_are_parked_then_replayed(b: Backend) {
     let mut sync = Options::default().sync;
     sync.max_attempts = 2;
     sync.refetch = vec![Kind::Subscription];
-    let opts = Options { stripe_base: Some(stripe_mock.uri()), stripe_max_attempts: 1, worker: true, sync, ..Options::default() };
+    let opts = Options {
+        stripe_base: Some(stripe_mock.uri()),
+        stripe_max_attempts: 1,
+        worker: true,
+        sync,
+        ..Options::default()
+    };
     let app = TestApp::start_with(b, opts).await;
     let db = &app.ctx.db;
     let bucket = app.bucket("alice").await;
@@ -228,11 +291,23 @@ async fn tombstones_win_and_failures_are_parked_then_replayed(b: Backend) {
     let t = now() - 100;
 
     // Deleted, then a late `updated` (older) and a same-second `updated`: the card stays deleted.
-    assert_eq!(app.deliver(&event("evt_t1", "customer.source.created", t, card("card_t", "cus_tomb", "a"))).await.0, 200);
-    assert_eq!(app.deliver(&event("evt_t3", "customer.source.deleted", t + 2, card("card_t", "cus_tomb", "b"))).await.0, 200);
+    assert_eq!(
+        app.deliver(&event("evt_t1", "customer.source.created", t, card("card_t", "cus_tomb", "a"))).await.0,
+        200
+    );
+    assert_eq!(
+        app.deliver(&event("evt_t3", "customer.source.deleted", t + 2, card("card_t", "cus_tomb", "b"))).await.0,
+        200
+    );
     app.settle(10).await;
-    assert_eq!(app.deliver(&event("evt_t2", "customer.source.updated", t + 1, card("card_t", "cus_tomb", "late"))).await.0, 200);
-    assert_eq!(app.deliver(&event("evt_t4", "customer.source.updated", t + 2, card("card_t", "cus_tomb", "tie"))).await.0, 200);
+    assert_eq!(
+        app.deliver(&event("evt_t2", "customer.source.updated", t + 1, card("card_t", "cus_tomb", "late"))).await.0,
+        200
+    );
+    assert_eq!(
+        app.deliver(&event("evt_t4", "customer.source.updated", t + 2, card("card_t", "cus_tomb", "tie"))).await.0,
+        200
+    );
     app.settle(10).await;
     let row = db.object(Kind::Source, "card_t").await.unwrap().unwrap();
     assert!(row.deleted, "a late update cannot resurrect a deleted card");
@@ -255,10 +330,11 @@ async fn tombstones_win_and_failures_are_parked_then_replayed(b: Backend) {
     let sub = json!({"id": "sub_r", "object": "subscription", "customer": "cus_tomb", "status": "incomplete",
                      "plan": {"id": "paysync_starter_monthly"}});
     assert_eq!(app.deliver(&event("evt_r", "customer.subscription.created", t, sub.clone())).await.0, 200);
-    let dead = eventually!(15, "the event parked as dead", async {
-        db.event("evt_r").await.unwrap().filter(|e| e.state == "dead")
-    }.await)
-    ;
+    let dead = eventually!(
+        15,
+        "the event parked as dead",
+        async { db.event("evt_r").await.unwrap().filter(|e| e.state == "dead") }.await
+    );
     assert_eq!(dead.attempts, 2);
     assert!(dead.last_error.as_deref().unwrap_or("").contains("500"), "{:?}", dead.last_error);
 
@@ -272,7 +348,11 @@ async fn tombstones_win_and_failures_are_parked_then_replayed(b: Backend) {
             .env("RUST_LOG", "warn")
             .output()
             .expect("run paysync");
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let (ok, listed, _) = cli(&["events", "list", "--dead"]);
     assert!(ok);
@@ -577,15 +657,21 @@ impl Drop for Server {
     }
 }
 
+/// (event id, body) in sending order, and each card's final state (None: deleted).
+type CardHistories = (Vec<(String, String)>, BTreeMap<String, Option<Value>>);
+
 /// `cards` cards of one customer, ten events each (created, updates, and every
 /// fourth card deleted at the end), each change one second after the last.
-fn card_histories(prefix: &str, customer: &str, cards: usize, t0: i64) -> (Vec<(String, String)>, BTreeMap<String, Option<Value>>) {
+fn card_histories(prefix: &str, customer: &str, cards: usize, t0: i64) -> CardHistories {
     let mut events = Vec::new();
     let mut truth = BTreeMap::new();
     for c in 0..cards {
         let id = format!("card_{prefix}{c}");
         let mut last = card(&id, customer, "v0");
-        events.push((format!("evt_{prefix}{c}_0"), event(&format!("evt_{prefix}{c}_0"), "customer.source.created", t0, last.clone())));
+        events.push((
+            format!("evt_{prefix}{c}_0"),
+            event(&format!("evt_{prefix}{c}_0"), "customer.source.created", t0, last.clone()),
+        ));
         for k in 1..10 {
             let eid = format!("evt_{prefix}{c}_{k}");
             last = card(&id, customer, &format!("v{k}"));
@@ -646,7 +732,8 @@ async fn sigkill_while_receiving_loses_nothing(b: Backend) {
     let http = reqwest::Client::new();
     let mut tasks = Vec::new();
     for w in 0..8 {
-        let (events, acked, count, http, url) = (events.clone(), acked.clone(), count.clone(), http.clone(), server.url.clone());
+        let (events, acked, count, http, url) =
+            (events.clone(), acked.clone(), count.clone(), http.clone(), server.url.clone());
         tasks.push(tokio::spawn(async move {
             for (id, body) in events.iter().skip(w).step_by(8) {
                 if post_signed(&http, &url, body).await == Some(200) {
@@ -657,7 +744,11 @@ async fn sigkill_while_receiving_loses_nothing(b: Backend) {
         }));
     }
     // Kill it mid-stream, while deliveries are being received and applied.
-    eventually!(60, "some deliveries acknowledged", async { (count.load(Ordering::SeqCst) >= 700).then_some(()) }.await);
+    eventually!(
+        60,
+        "some deliveries acknowledged",
+        async { (count.load(Ordering::SeqCst) >= 700).then_some(()) }.await
+    );
     let mut server = server;
     server.child.kill().expect("SIGKILL");
     server.child.wait().unwrap();
@@ -683,8 +774,11 @@ async fn sigkill_while_receiving_loses_nothing(b: Backend) {
     for (id, body) in events.iter().filter(|(id, _)| !acked.contains(id)) {
         assert_eq!(post_signed(&http, &server.url, body).await, Some(200), "{id}");
     }
-    eventually!(60, "every event applied", async { (inbox_count(&db).await == 2000 && unapplied(&db).await == 0).then_some(()) }.await)
-        ;
+    eventually!(
+        60,
+        "every event applied",
+        async { (inbox_count(&db).await == 2000 && unapplied(&db).await == 0).then_some(()) }.await
+    );
     check_cards(&db, &truth).await;
     assert_eq!(db.count_events("dead").await.unwrap(), 0);
     let cards = db.bucket_objects(Kind::Source, &bucket, &Page::default()).await.unwrap();
