@@ -176,6 +176,21 @@ impl Db {
         Ok(())
     }
 
+    /// Put applied events whose body mentions `needle` back in line. Used when a
+    /// customer gets linked to a bucket: its events applied before the link were
+    /// ignored (customer of no bucket), and must now be applied for real.
+    /// Re-applying one that was not ignored is harmless (the watermark makes it stale).
+    pub async fn requeue_events_mentioning(&self, needle: &str) -> sqlx::Result<u64> {
+        let done = sqlx::query(
+            "UPDATE stripe_events SET state = 'pending', next_attempt_at = 0 \
+             WHERE state = 'applied' AND body LIKE $1",
+        )
+        .bind(format!("%\"{needle}\"%"))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Put a failed or dead event back in line (`paysync events replay`).
     pub async fn requeue_event(&self, id: &str) -> sqlx::Result<bool> {
         let done = sqlx::query(

@@ -122,11 +122,25 @@ pub async fn apply_event(db: &Db, stripe: &Stripe, sync: &SyncSettings, e: &Even
     if sync.refetch.contains(&kind) && !deleted {
         return refetch(db, stripe, e.object, &wm).await;
     }
-    match apply::store(db, e.object, &wm, deleted, false).await? {
-        Stored::Ignored => Ok(Applied::Ignored),
-        Stored::Outcome(WriteOutcome::Tie) => resolve_tie(db, stripe, kind, e.object, &wm, deleted).await,
-        Stored::Outcome(o) => Ok(Applied::Stored(o)),
+    let applied = match apply::store(db, e.object, &wm, deleted, false).await? {
+        Stored::Ignored => Applied::Ignored,
+        Stored::Outcome(WriteOutcome::Tie) => resolve_tie(db, stripe, kind, e.object, &wm, deleted).await?,
+        Stored::Outcome(o) => Applied::Stored(o),
+    };
+    if e.r#type == "customer.deleted" && applied != Applied::Ignored {
+        forget_payment_methods(db, e.object, &wm).await?;
     }
+    Ok(applied)
+}
+
+/// Stripe deletes a deleted customer's cards and bank accounts without an
+/// event of their own: tombstone them, so no read route shows them again.
+async fn forget_payment_methods(db: &Db, customer: &Value, wm: &Watermark) -> anyhow::Result<()> {
+    let Some(id) = json::str(customer, "id") else { return Ok(()) };
+    for row in db.customer_objects(Kind::Source, id).await?.into_iter().filter(|r| !r.deleted) {
+        apply::store(db, &row.data, wm, true, true).await?;
+    }
+    Ok(())
 }
 
 /// Same second as the row, different content: a delete wins (nothing follows a

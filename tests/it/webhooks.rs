@@ -320,6 +320,18 @@ async fn tombstones_win_and_failures_are_parked_then_replayed(b: Backend) {
     assert!(db.object(Kind::Source, "card_s").await.unwrap().is_none());
     assert_eq!(db.event("evt_t5").await.unwrap().unwrap().state, "applied");
 
+    // A card delivered before the customer that links a bucket: applied once the link exists.
+    let late_bucket = app.bucket("bob").await;
+    let early = event("evt_l1", "customer.source.created", t + 1, card("card_l", "cus_late", "l"));
+    assert_eq!(app.deliver(&early).await.0, 200);
+    app.settle(10).await;
+    assert!(db.object(Kind::Source, "card_l").await.unwrap().is_none(), "no bucket yet: ignored");
+    let linking = json!({"id": "cus_late", "object": "customer", "metadata": {"bucket_id": late_bucket}});
+    assert_eq!(app.deliver(&event("evt_l2", "customer.created", t, linking)).await.0, 200);
+    app.settle(10).await;
+    let cards = db.bucket_objects(Kind::Source, &late_bucket, &Page::default()).await.unwrap();
+    assert_eq!(cards.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["card_l"]);
+
     // PAYSYNC_REFETCH=subscription and Stripe failing: retried, then parked dead.
     wiremock::Mock::given(wiremock::matchers::method("GET"))
         .and(wiremock::matchers::path("/v1/subscriptions/sub_r"))
@@ -376,6 +388,15 @@ async fn tombstones_win_and_failures_are_parked_then_replayed(b: Backend) {
     assert_eq!(row.status.as_deref(), Some("active"), "{:?}", row.data);
     let state = plan_state(db, &app.ctx.cfg.catalog, &bucket).await.unwrap();
     assert_eq!(state.plan, "starter");
+
+    // The customer deleted in Stripe: its cards go with it (Stripe sends no event for them).
+    let kept = event("evt_k1", "customer.source.created", t, card("card_k", "cus_tomb", "k"));
+    assert_eq!(app.deliver(&kept).await.0, 200);
+    let gone = json!({"id": "cus_tomb", "object": "customer", "deleted": true});
+    assert_eq!(app.deliver(&event("evt_k2", "customer.deleted", t + 5, gone)).await.0, 200);
+    app.settle(10).await;
+    assert!(db.object(Kind::Customer, "cus_tomb").await.unwrap().unwrap().deleted);
+    assert!(db.object(Kind::Source, "card_k").await.unwrap().unwrap().deleted, "the card went with its customer");
 }
 
 both!(tombstones_win_and_failures_are_parked_then_replayed);
