@@ -40,11 +40,22 @@ impl JwtKeys {
                     format!("PAYSYNC_JWT_PUBLIC_KEY: cannot read {}", path.display())
                 })?;
                 if let Ok(key) = DecodingKey::from_rsa_pem(&pem) {
-                    Ok(Self { decoding: key, encoding: None, algorithm: Algorithm::RS256 })
+                    Ok(Self {
+                        decoding: key,
+                        encoding: None,
+                        algorithm: Algorithm::RS256,
+                    })
                 } else if let Ok(key) = DecodingKey::from_ec_pem(&pem) {
-                    Ok(Self { decoding: key, encoding: None, algorithm: Algorithm::ES256 })
+                    Ok(Self {
+                        decoding: key,
+                        encoding: None,
+                        algorithm: Algorithm::ES256,
+                    })
                 } else {
-                    bail!("PAYSYNC_JWT_PUBLIC_KEY: {} is not an RSA or EC public key in PEM", path.display())
+                    bail!(
+                        "PAYSYNC_JWT_PUBLIC_KEY: {} is not an RSA or EC public key in PEM",
+                        path.display()
+                    )
                 }
             }
             (None, None) => bail!(
@@ -91,8 +102,16 @@ impl JwtKeys {
             .as_ref()
             .context("paysync can only mint tokens with PAYSYNC_JWT_SECRET (HS256)")?;
         let now = now_secs();
-        let claims = Claims { sub: user.to_string(), exp: now + ttl.as_secs(), iat: Some(now) };
-        Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, key)?)
+        let claims = Claims {
+            sub: user.to_string(),
+            exp: now + ttl.as_secs(),
+            iat: Some(now),
+        };
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            key,
+        )?)
     }
 }
 
@@ -102,5 +121,8 @@ pub fn admin_token_matches(presented: &str, configured: &str) -> bool {
 }
 
 pub fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }

@@ -5,9 +5,9 @@
 use poem_openapi::Object;
 
 use crate::plans::Catalog;
+use crate::store::Db;
 use crate::store::objects::{Kind, Page, Stored};
 use crate::store::trials::Trial;
-use crate::store::Db;
 
 /// Subscription statuses that give the bucket its plan.
 pub const GRANTS_PLAN: &[&str] = &["active", "trialing", "past_due"];
@@ -43,19 +43,44 @@ pub fn grants_plan(s: &Stored) -> bool {
 /// The catalog name of a subscription's plan (its Stripe id when the catalog does not know it).
 pub fn plan_name(catalog: &Catalog, s: &Stored) -> Option<String> {
     let id = s.parent_id.as_deref()?;
-    Some(catalog.by_stripe_id(id).map(|p| p.name.clone()).unwrap_or_else(|| id.to_string()))
+    Some(
+        catalog
+            .by_stripe_id(id)
+            .map(|p| p.name.clone())
+            .unwrap_or_else(|| id.to_string()),
+    )
 }
 
 pub async fn plan_state(db: &Db, catalog: &Catalog, bucket_id: &str) -> sqlx::Result<PlanState> {
-    let subs = db.bucket_objects(Kind::Subscription, bucket_id, &Page { limit: Some(50), starting_after: None }).await?;
-    let subscription = subs.iter().find(|s| grants_plan(s)).or_else(|| subs.iter().find(|s| is_live(s))).or(subs.first()).cloned();
+    let subs = db
+        .bucket_objects(
+            Kind::Subscription,
+            bucket_id,
+            &Page {
+                limit: Some(50),
+                starting_after: None,
+            },
+        )
+        .await?;
+    let subscription = subs
+        .iter()
+        .find(|s| grants_plan(s))
+        .or_else(|| subs.iter().find(|s| is_live(s)))
+        .or(subs.first())
+        .cloned();
     let trial = db.trial(bucket_id).await?;
     let plan = match (&subscription, &trial) {
-        (Some(s), _) if grants_plan(s) => plan_name(catalog, s).unwrap_or_else(|| catalog.free().name.clone()),
+        (Some(s), _) if grants_plan(s) => {
+            plan_name(catalog, s).unwrap_or_else(|| catalog.free().name.clone())
+        }
         (_, Some(t)) if t.running() => t.plan.clone(),
         _ => catalog.free().name.clone(),
     };
-    Ok(PlanState { plan, subscription, trial })
+    Ok(PlanState {
+        plan,
+        subscription,
+        trial,
+    })
 }
 
 /// A bucket's subscription, as summarised in the bucket object.
@@ -77,7 +102,11 @@ impl SubscriptionSummary {
             status: status_of(s).to_string(),
             plan: plan_name(catalog, s),
             current_period_end: crate::stripe::json::int(&s.data, "current_period_end"),
-            cancel_at_period_end: s.data.get("cancel_at_period_end").and_then(|v| v.as_bool()).unwrap_or(false),
+            cancel_at_period_end: s
+                .data
+                .get("cancel_at_period_end")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false),
             canceled_at: crate::stripe::json::int(&s.data, "canceled_at"),
         }
     }
@@ -95,6 +124,11 @@ pub struct TrialView {
 
 impl From<&Trial> for TrialView {
     fn from(t: &Trial) -> Self {
-        TrialView { plan: t.plan.clone(), started_at: t.started_at, ends_at: t.ends_at, active: t.running() }
+        TrialView {
+            plan: t.plan.clone(),
+            started_at: t.started_at,
+            ends_at: t.ends_at,
+            active: t.running(),
+        }
     }
 }

@@ -17,7 +17,11 @@ use crate::plans::Catalog;
 #[derive(Args, Debug, Clone)]
 pub struct DbArgs {
     /// `sqlite://FILE` (created if missing) or `postgres://…`.
-    #[arg(long = "database-url", env = "DATABASE_URL", default_value = "sqlite://paysync.db")]
+    #[arg(
+        long = "database-url",
+        env = "DATABASE_URL",
+        default_value = "sqlite://paysync.db"
+    )]
     pub database_url: String,
 }
 
@@ -25,7 +29,11 @@ pub struct DbArgs {
 #[derive(Args, Debug, Clone)]
 pub struct JwtArgs {
     /// HS256 secret for user tokens.
-    #[arg(long = "jwt-secret", env = "PAYSYNC_JWT_SECRET", hide_env_values = true)]
+    #[arg(
+        long = "jwt-secret",
+        env = "PAYSYNC_JWT_SECRET",
+        hide_env_values = true
+    )]
     pub jwt_secret: Option<String>,
     /// PEM file with an RS256 or ES256 public key for user tokens.
     #[arg(long = "jwt-public-key", env = "PAYSYNC_JWT_PUBLIC_KEY")]
@@ -36,16 +44,28 @@ pub struct JwtArgs {
 #[derive(Args, Debug, Clone)]
 pub struct StripeArgs {
     /// Stripe secret key (`sk_…`).
-    #[arg(long = "stripe-secret-key", env = "STRIPE_SECRET_KEY", hide_env_values = true)]
+    #[arg(
+        long = "stripe-secret-key",
+        env = "STRIPE_SECRET_KEY",
+        hide_env_values = true
+    )]
     pub stripe_secret_key: Option<String>,
     /// Stripe API base URL (a stand-in such as localstripe in tests).
-    #[arg(long = "stripe-api-base", env = "STRIPE_API_BASE", default_value = "https://api.stripe.com")]
+    #[arg(
+        long = "stripe-api-base",
+        env = "STRIPE_API_BASE",
+        default_value = "https://api.stripe.com"
+    )]
     pub stripe_api_base: String,
     /// Time-out of one Stripe HTTP attempt, e.g. `10s`.
     #[arg(long = "stripe-timeout", env = "PAYSYNC_STRIPE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub stripe_timeout: Duration,
     /// Attempts per Stripe call (first try included) on 429, 5xx and connection errors.
-    #[arg(long = "stripe-max-attempts", env = "PAYSYNC_STRIPE_MAX_ATTEMPTS", default_value_t = 3)]
+    #[arg(
+        long = "stripe-max-attempts",
+        env = "PAYSYNC_STRIPE_MAX_ATTEMPTS",
+        default_value_t = 3
+    )]
     pub stripe_max_attempts: u32,
     /// Stripe requests per second, shared by every Stripe call of the process (0: no limit).
     #[arg(long = "stripe-rps", env = "PAYSYNC_STRIPE_RPS", default_value_t = 20)]
@@ -139,13 +159,22 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub sync: SyncArgs,
     /// Webhook signing secrets (`whsec_…`), comma-separated: several are accepted during a rotation.
-    #[arg(long = "stripe-webhook-secret", env = "STRIPE_WEBHOOK_SECRET", hide_env_values = true, value_delimiter = ',')]
+    #[arg(
+        long = "stripe-webhook-secret",
+        env = "STRIPE_WEBHOOK_SECRET",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
     pub stripe_webhook_secret: Vec<String>,
     /// How old (or how far in the future) a webhook signature timestamp may be.
     #[arg(long = "webhook-tolerance", env = "PAYSYNC_WEBHOOK_TOLERANCE", default_value = "300s", value_parser = humantime::parse_duration)]
     pub webhook_tolerance: Duration,
     /// Bearer token of the admin API (admin routes are off when unset).
-    #[arg(long = "admin-token", env = "PAYSYNC_ADMIN_TOKEN", hide_env_values = true)]
+    #[arg(
+        long = "admin-token",
+        env = "PAYSYNC_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
     pub admin_token: Option<String>,
     /// Public URL of this server, given to clients as `node.endpoints.web` (default: from --bind).
     #[arg(long = "public-url", env = "PAYSYNC_PUBLIC_URL")]
@@ -157,13 +186,25 @@ pub struct ServeArgs {
     #[arg(long = "max-body", env = "PAYSYNC_MAX_BODY", default_value_t = 256 * 1024)]
     pub max_body: usize,
     /// Cron schedule (with seconds) of the job that ends expired trials.
-    #[arg(long = "trial-cron", env = "PAYSYNC_TRIAL_CRON", default_value = "0 * * * * *")]
+    #[arg(
+        long = "trial-cron",
+        env = "PAYSYNC_TRIAL_CRON",
+        default_value = "0 * * * * *"
+    )]
     pub trial_cron: String,
     /// Cron schedule (with seconds) of the Events-API catch-up.
-    #[arg(long = "catchup-cron", env = "PAYSYNC_CATCHUP_CRON", default_value = "30 * * * * *")]
+    #[arg(
+        long = "catchup-cron",
+        env = "PAYSYNC_CATCHUP_CRON",
+        default_value = "30 * * * * *"
+    )]
     pub catchup_cron: String,
     /// Cron schedule (with seconds) of the full reconcile (default: nightly at 03:00 UTC).
-    #[arg(long = "reconcile-cron", env = "PAYSYNC_RECONCILE_CRON", default_value = "0 0 3 * * *")]
+    #[arg(
+        long = "reconcile-cron",
+        env = "PAYSYNC_RECONCILE_CRON",
+        default_value = "0 0 3 * * *"
+    )]
     pub reconcile_cron: String,
 }
 
@@ -206,7 +247,12 @@ impl StripeArgs {
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https"))
             .map(|_| self.stripe_api_base.trim_end_matches('/').to_string())
-            .with_context(|| format!("STRIPE_API_BASE: not an http(s) URL: {}", self.stripe_api_base))?;
+            .with_context(|| {
+                format!(
+                    "STRIPE_API_BASE: not an http(s) URL: {}",
+                    self.stripe_api_base
+                )
+            })?;
         if self.stripe_max_attempts == 0 {
             bail!("PAYSYNC_STRIPE_MAX_ATTEMPTS: must be at least 1");
         }
@@ -247,7 +293,8 @@ impl ServeArgs {
         }
         let public_url = match &self.public_url {
             Some(u) => {
-                url::Url::parse(u).with_context(|| format!("PAYSYNC_PUBLIC_URL: not a URL: {u}"))?;
+                url::Url::parse(u)
+                    .with_context(|| format!("PAYSYNC_PUBLIC_URL: not a URL: {u}"))?;
                 u.trim_end_matches('/').to_string()
             }
             None => format!("http://{bind}"),

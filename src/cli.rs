@@ -11,7 +11,11 @@ use crate::store::Db;
 use crate::store::buckets::{Member, Role, new_id, valid_id};
 
 #[derive(Parser, Debug)]
-#[command(name = "paysync", version, about = "Billing backend of a bucket, mirrored from Stripe")]
+#[command(
+    name = "paysync",
+    version,
+    about = "Billing backend of a bucket, mirrored from Stripe"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -36,7 +40,11 @@ pub enum Command {
         /// Lifetime, e.g. `1h`, `30m`, `7d`.
         #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
         ttl: Duration,
-        #[arg(long = "jwt-secret", env = "PAYSYNC_JWT_SECRET", hide_env_values = true)]
+        #[arg(
+            long = "jwt-secret",
+            env = "PAYSYNC_JWT_SECRET",
+            hide_env_values = true
+        )]
         jwt_secret: String,
     },
     /// Manage buckets.
@@ -128,7 +136,10 @@ pub enum BucketCommand {
 pub fn main() -> ExitCode {
     crate::logging::init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("paysync: cannot start the runtime: {e}");
@@ -152,33 +163,54 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate { db } => {
             Db::open(&db.database_url).await?;
-            eprintln!("migrations applied to {}", crate::store::redact(&db.database_url));
+            eprintln!(
+                "migrations applied to {}",
+                crate::store::redact(&db.database_url)
+            );
             Ok(())
         }
         Command::Openapi => {
             println!("{}", crate::api::spec_json());
             Ok(())
         }
-        Command::Token { user, ttl, jwt_secret } => {
+        Command::Token {
+            user,
+            ttl,
+            jwt_secret,
+        } => {
             let keys = JwtKeys::hs256(&jwt_secret)?;
             println!("{}", keys.mint(&user, ttl)?);
             Ok(())
         }
-        Command::Bucket(BucketCommand::Create { name, owner, id, db }) => {
+        Command::Bucket(BucketCommand::Create {
+            name,
+            owner,
+            id,
+            db,
+        }) => {
             let id = match id {
                 Some(id) if valid_id(&id) => id,
                 Some(id) => anyhow::bail!("--id: {id:?} is not 24 lowercase hex characters"),
                 None => new_id(),
             };
             let db = Db::open(&db.database_url).await?;
-            db.put_bucket(&id, &name, &[Member { user_id: owner, role: Role::Owner }]).await?;
+            db.put_bucket(
+                &id,
+                &name,
+                &[Member {
+                    user_id: owner,
+                    role: Role::Owner,
+                }],
+            )
+            .await?;
             println!("{id}");
             Ok(())
         }
         Command::Reconcile(args) => crate::sync::progress::reconcile_command(args).await,
         Command::Events(cmd) => crate::sync::events_cli::run(cmd).await,
         Command::Bucket(BucketCommand::AddMember { id, user, role, db }) => {
-            let role = Role::parse(&role).ok_or_else(|| anyhow::anyhow!("--role: owner, admin or member"))?;
+            let role = Role::parse(&role)
+                .ok_or_else(|| anyhow::anyhow!("--role: owner, admin or member"))?;
             let db = Db::open(&db.database_url).await?;
             if !db.set_member(&id, &user, role).await? {
                 anyhow::bail!("no bucket {id}");

@@ -45,7 +45,10 @@ pub enum ApiError {
     CardDeclined(StripeErrorInfo),
     /// Stripe could not be reached, failed, or rate-limited us.
     #[error("stripe error: {}", .info.message)]
-    Stripe { info: StripeErrorInfo, retry_after: Option<u64> },
+    Stripe {
+        info: StripeErrorInfo,
+        retry_after: Option<u64>,
+    },
     /// Something we depend on is down (the database, for instance).
     #[error("{0}")]
     Unavailable(String),
@@ -57,13 +60,22 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::BadRequest { code, message: message.into() }
+        Self::BadRequest {
+            code,
+            message: message.into(),
+        }
     }
     pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
-        Self::NotFound { code, message: message.into() }
+        Self::NotFound {
+            code,
+            message: message.into(),
+        }
     }
     pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
-        Self::Forbidden { code, message: message.into() }
+        Self::Forbidden {
+            code,
+            message: message.into(),
+        }
     }
     /// The bucket does not exist or the caller is not a member: the same answer for both,
     /// so ids of other teams' buckets cannot be probed.
@@ -128,7 +140,8 @@ pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response
         .content_type("application/json; charset=utf-8")
         .body(Body::from_json(error_json(code, message)).unwrap_or_default());
     if status == StatusCode::UNAUTHORIZED {
-        resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        resp.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
     resp
 }
@@ -145,10 +158,15 @@ impl poem::error::ResponseError for ApiError {
             .body(Body::from_json(self.body()).unwrap_or_default());
         match self {
             Self::Unauthorized(_) => {
-                resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                resp.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            Self::Stripe { retry_after: Some(secs), .. } => {
-                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*secs));
+            Self::Stripe {
+                retry_after: Some(secs),
+                ..
+            } => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(*secs));
             }
             _ => {}
         }
@@ -206,9 +224,15 @@ impl ApiResponse for ApiError {
         MetaResponses {
             responses: vec![
                 describe(400, "Invalid input, or input Stripe refused"),
-                describe(401, "Missing, malformed, badly signed or expired bearer token"),
+                describe(
+                    401,
+                    "Missing, malformed, badly signed or expired bearer token",
+                ),
                 describe(402, "The card was declined"),
-                describe(403, "The caller's role, or the bucket's state, does not allow this"),
+                describe(
+                    403,
+                    "The caller's role, or the bucket's state, does not allow this",
+                ),
                 describe(404, "Unknown bucket (or not a member), or no such object"),
                 describe(413, "Request body too large"),
                 describe(500, "Stripe failed or could not be reached"),

@@ -37,16 +37,20 @@ async fn refresh_db_gauges(db: &Db) -> sqlx::Result<()> {
     let t = now();
     let (depth, oldest) = db.inbox_backlog().await?;
     metrics::gauge!("paysync_inbox_depth").set(depth as f64);
-    metrics::gauge!("paysync_inbox_oldest_unapplied_seconds").set(oldest.map(|o| (t - o).max(0)).unwrap_or(0) as f64);
+    metrics::gauge!("paysync_inbox_oldest_unapplied_seconds")
+        .set(oldest.map(|o| (t - o).max(0)).unwrap_or(0) as f64);
     for state in ["failed", "dead"] {
-        metrics::gauge!("paysync_inbox_events", "state" => state).set(db.count_events(state).await? as f64);
+        metrics::gauge!("paysync_inbox_events", "state" => state)
+            .set(db.count_events(state).await? as f64);
     }
     if let Some((cursor, _)) = db.cursor(crate::sync::catchup::CURSOR).await?
         && let Ok(c) = cursor.parse::<i64>()
     {
         metrics::gauge!("paysync_catchup_cursor_age_seconds").set((t - c).max(0) as f64);
     }
-    if let Some((last, _)) = db.cursor(crate::sync::reconcile::CURSOR_LAST_SUCCESS).await?
+    if let Some((last, _)) = db
+        .cursor(crate::sync::reconcile::CURSOR_LAST_SUCCESS)
+        .await?
         && let Ok(l) = last.parse::<i64>()
     {
         metrics::gauge!("paysync_reconcile_last_success_seconds").set(l as f64);

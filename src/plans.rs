@@ -61,7 +61,8 @@ impl Catalog {
     }
 
     pub fn parse(text: &str) -> anyhow::Result<Self> {
-        let file: CatalogFile = toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+        let file: CatalogFile =
+            toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.message()))?;
         let mut names = HashSet::new();
         let mut stripe_ids = HashSet::new();
         for p in &file.plans {
@@ -72,10 +73,16 @@ impl Catalog {
                 bail!("plan {:?} is listed twice", p.name);
             }
             if !matches!(p.interval.as_str(), "day" | "week" | "month" | "year") {
-                bail!("plan {:?}: interval must be day, week, month or year", p.name);
+                bail!(
+                    "plan {:?}: interval must be day, week, month or year",
+                    p.name
+                );
             }
             if p.currency.len() != 3 || !p.currency.chars().all(|c| c.is_ascii_lowercase()) {
-                bail!("plan {:?}: currency must be a 3-letter lowercase code", p.name);
+                bail!(
+                    "plan {:?}: currency must be a 3-letter lowercase code",
+                    p.name
+                );
             }
             if p.amount < 0 {
                 bail!("plan {:?}: amount must not be negative", p.name);
@@ -105,7 +112,9 @@ impl Catalog {
     }
 
     pub fn by_stripe_id(&self, id: &str) -> Option<&Plan> {
-        self.plans.iter().find(|p| p.stripe_id.as_deref() == Some(id))
+        self.plans
+            .iter()
+            .find(|p| p.stripe_id.as_deref() == Some(id))
     }
 
     pub fn free(&self) -> &Plan {
@@ -132,12 +141,32 @@ mod tests {
     #[test]
     fn rejects_bad_catalogs_with_a_reason() {
         let two_free = "[[plans]]\nname='a'\nfree=true\n[[plans]]\nname='b'\nfree=true\n";
-        assert!(Catalog::parse(two_free).unwrap_err().to_string().contains("2 plans have free"));
+        assert!(
+            Catalog::parse(two_free)
+                .unwrap_err()
+                .to_string()
+                .contains("2 plans have free")
+        );
         let no_id = "[[plans]]\nname='a'\nfree=true\n[[plans]]\nname='pro'\n";
-        assert!(Catalog::parse(no_id).unwrap_err().to_string().contains("stripe_id is missing"));
+        assert!(
+            Catalog::parse(no_id)
+                .unwrap_err()
+                .to_string()
+                .contains("stripe_id is missing")
+        );
         let typo = "[[plans]]\nname='a'\nfree=true\ntrail_days=3\n";
-        assert!(Catalog::parse(typo).unwrap_err().to_string().contains("trail_days"));
+        assert!(
+            Catalog::parse(typo)
+                .unwrap_err()
+                .to_string()
+                .contains("trail_days")
+        );
         let interval = "[[plans]]\nname='a'\nfree=true\ninterval='fortnight'\n";
-        assert!(Catalog::parse(interval).unwrap_err().to_string().contains("interval"));
+        assert!(
+            Catalog::parse(interval)
+                .unwrap_err()
+                .to_string()
+                .contains("interval")
+        );
     }
 }

@@ -29,15 +29,20 @@ pub struct AdminAuth(pub ());
 async fn check_admin(req: &Request, bearer: Bearer) -> poem::Result<()> {
     let ctx = context(req)?;
     match &ctx.cfg.admin_token {
-        None => Err(ApiError::not_found("admin_disabled", "the admin API is off (PAYSYNC_ADMIN_TOKEN is not set)").into()),
+        None => Err(ApiError::not_found(
+            "admin_disabled",
+            "the admin API is off (PAYSYNC_ADMIN_TOKEN is not set)",
+        )
+        .into()),
         Some(expected) if admin_token_matches(&bearer.token, expected) => Ok(()),
         Some(_) => Err(ApiError::Unauthorized("invalid admin token".into()).into()),
     }
 }
 
 fn context(req: &Request) -> poem::Result<&ApiContext> {
-    req.data::<ApiContext>()
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("ApiContext missing from request data")).into())
+    req.data::<ApiContext>().ok_or_else(|| {
+        ApiError::Internal(anyhow::anyhow!("ApiContext missing from request data")).into()
+    })
 }
 
 /// A bucket the caller may act on, with the caller's role.
@@ -58,7 +63,11 @@ impl UserAuth {
             return Err(ApiError::bucket_not_found());
         }
         match ctx.db.bucket_for_member(bucket_id, self.user_id()).await? {
-            Some((bucket, role)) => Ok(Access { bucket, role, user_id: self.user_id().to_string() }),
+            Some((bucket, role)) => Ok(Access {
+                bucket,
+                role,
+                user_id: self.user_id().to_string(),
+            }),
             None => Err(ApiError::bucket_not_found()),
         }
     }
@@ -69,7 +78,10 @@ impl UserAuth {
         if !access.role.can_write() {
             return Err(ApiError::forbidden(
                 "insufficient_role",
-                format!("a {} of this bucket cannot change its billing (owner or admin needed)", access.role.as_str()),
+                format!(
+                    "a {} of this bucket cannot change its billing (owner or admin needed)",
+                    access.role.as_str()
+                ),
             ));
         }
         Ok(access)

@@ -57,24 +57,43 @@ fn members_of(input: &BucketInput) -> ApiResult<Vec<Member>> {
     for m in &input.members {
         let user = m.user_id.trim();
         if user.is_empty() || user.len() > 200 {
-            return Err(ApiError::bad_request("invalid_member", "user_id must be 1 to 200 characters"));
+            return Err(ApiError::bad_request(
+                "invalid_member",
+                "user_id must be 1 to 200 characters",
+            ));
         }
         if out.iter().any(|o| o.user_id == user) {
-            return Err(ApiError::bad_request("duplicate_member", format!("user {user} is listed twice")));
+            return Err(ApiError::bad_request(
+                "duplicate_member",
+                format!("user {user} is listed twice"),
+            ));
         }
-        out.push(Member { user_id: user.to_string(), role: m.role });
+        out.push(Member {
+            user_id: user.to_string(),
+            role: m.role,
+        });
     }
     Ok(out)
 }
 
 async fn load(ctx: &ApiContext, id: &str) -> ApiResult<AdminBucket> {
-    let bucket = ctx.db.bucket(id).await?.ok_or_else(ApiError::bucket_not_found)?;
+    let bucket = ctx
+        .db
+        .bucket(id)
+        .await?
+        .ok_or_else(ApiError::bucket_not_found)?;
     let members = ctx.db.members(id).await?;
     Ok(AdminBucket {
         id: bucket.id,
         name: bucket.name,
         stripe_customer_id: bucket.stripe_customer_id,
-        members: members.into_iter().map(|m| MemberInput { user_id: m.user_id, role: m.role }).collect(),
+        members: members
+            .into_iter()
+            .map(|m| MemberInput {
+                user_id: m.user_id,
+                role: m.role,
+            })
+            .collect(),
         created_at: bucket.created_at,
     })
 }
@@ -84,8 +103,17 @@ pub struct AdminApi;
 #[OpenApi(tag = "Tag::Admin")]
 impl AdminApi {
     /// Create a bucket with a fresh id.
-    #[oai(path = "/admin/buckets", method = "post", operation_id = "adminCreateBucket")]
-    async fn create(&self, ctx: Data<&ApiContext>, _admin: AdminAuth, body: Json<BucketInput>) -> ApiResult<PutBucketResponse> {
+    #[oai(
+        path = "/admin/buckets",
+        method = "post",
+        operation_id = "adminCreateBucket"
+    )]
+    async fn create(
+        &self,
+        ctx: Data<&ApiContext>,
+        _admin: AdminAuth,
+        body: Json<BucketInput>,
+    ) -> ApiResult<PutBucketResponse> {
         let members = members_of(&body)?;
         let id = new_id();
         ctx.db.put_bucket(&id, body.name.trim(), &members).await?;
@@ -94,20 +122,46 @@ impl AdminApi {
     }
 
     /// Create the bucket with this id, or replace its name and members.
-    #[oai(path = "/admin/buckets/:id", method = "put", operation_id = "adminPutBucket")]
-    async fn put(&self, ctx: Data<&ApiContext>, _admin: AdminAuth, id: Path<String>, body: Json<BucketInput>) -> ApiResult<PutBucketResponse> {
+    #[oai(
+        path = "/admin/buckets/:id",
+        method = "put",
+        operation_id = "adminPutBucket"
+    )]
+    async fn put(
+        &self,
+        ctx: Data<&ApiContext>,
+        _admin: AdminAuth,
+        id: Path<String>,
+        body: Json<BucketInput>,
+    ) -> ApiResult<PutBucketResponse> {
         if !valid_id(&id) {
-            return Err(ApiError::bad_request("invalid_bucket_id", "bucket ids are 24 lowercase hex characters"));
+            return Err(ApiError::bad_request(
+                "invalid_bucket_id",
+                "bucket ids are 24 lowercase hex characters",
+            ));
         }
         let members = members_of(&body)?;
         let created = ctx.db.put_bucket(&id, body.name.trim(), &members).await?;
         let bucket = load(&ctx, &id).await?;
-        Ok(if created { PutBucketResponse::Created(Json(bucket)) } else { PutBucketResponse::Replaced(Json(bucket)) })
+        Ok(if created {
+            PutBucketResponse::Created(Json(bucket))
+        } else {
+            PutBucketResponse::Replaced(Json(bucket))
+        })
     }
 
     /// A bucket with its members and Stripe customer.
-    #[oai(path = "/admin/buckets/:id", method = "get", operation_id = "adminGetBucket")]
-    async fn get(&self, ctx: Data<&ApiContext>, _admin: AdminAuth, id: Path<String>) -> ApiResult<Json<AdminBucket>> {
+    #[oai(
+        path = "/admin/buckets/:id",
+        method = "get",
+        operation_id = "adminGetBucket"
+    )]
+    async fn get(
+        &self,
+        ctx: Data<&ApiContext>,
+        _admin: AdminAuth,
+        id: Path<String>,
+    ) -> ApiResult<Json<AdminBucket>> {
         if !valid_id(&id) {
             return Err(ApiError::bucket_not_found());
         }
@@ -115,12 +169,24 @@ impl AdminApi {
     }
 
     /// Delete a bucket and its memberships (its Stripe customer is left alone).
-    #[oai(path = "/admin/buckets/:id", method = "delete", operation_id = "adminDeleteBucket")]
-    async fn delete(&self, ctx: Data<&ApiContext>, _admin: AdminAuth, id: Path<String>) -> ApiResult<Json<Deleted>> {
+    #[oai(
+        path = "/admin/buckets/:id",
+        method = "delete",
+        operation_id = "adminDeleteBucket"
+    )]
+    async fn delete(
+        &self,
+        ctx: Data<&ApiContext>,
+        _admin: AdminAuth,
+        id: Path<String>,
+    ) -> ApiResult<Json<Deleted>> {
         if !valid_id(&id) || !ctx.db.delete_bucket(&id).await? {
             return Err(ApiError::bucket_not_found());
         }
         tracing::info!(bucket = %id.0, "bucket deleted");
-        Ok(Json(Deleted { id: id.0, deleted: true }))
+        Ok(Json(Deleted {
+            id: id.0,
+            deleted: true,
+        }))
     }
 }

@@ -54,8 +54,15 @@ pub async fn view(ctx: &ApiContext, bucket: &Bucket, role: Role) -> ApiResult<Bu
         plan: state.plan.clone(),
         role,
         trial: state.trial.as_ref().map(TrialView::from),
-        subscription: state.subscription.as_ref().map(|s| SubscriptionSummary::of(&ctx.cfg.catalog, s)),
-        node: Node { endpoints: Endpoints { web: ctx.cfg.public_url.clone() } },
+        subscription: state
+            .subscription
+            .as_ref()
+            .map(|s| SubscriptionSummary::of(&ctx.cfg.catalog, s)),
+        node: Node {
+            endpoints: Endpoints {
+                web: ctx.cfg.public_url.clone(),
+            },
+        },
         created_at: bucket.created_at,
     })
 }
@@ -66,7 +73,11 @@ pub struct BucketApi;
 impl BucketApi {
     /// The buckets the caller is a member of.
     #[oai(path = "/api/bucket", method = "get", operation_id = "listBuckets")]
-    async fn list(&self, ctx: Data<&ApiContext>, auth: UserAuth) -> ApiResult<Json<Vec<BucketView>>> {
+    async fn list(
+        &self,
+        ctx: Data<&ApiContext>,
+        auth: UserAuth,
+    ) -> ApiResult<Json<Vec<BucketView>>> {
         let mut out = Vec::new();
         for (bucket, role) in ctx.db.buckets_of(auth.user_id()).await? {
             out.push(view(&ctx, &bucket, role).await?);
@@ -76,7 +87,12 @@ impl BucketApi {
 
     /// One bucket of the caller (404 when it does not exist or the caller is not a member).
     #[oai(path = "/api/bucket/:id", method = "get", operation_id = "getBucket")]
-    async fn get(&self, ctx: Data<&ApiContext>, auth: UserAuth, id: Path<String>) -> ApiResult<Json<BucketView>> {
+    async fn get(
+        &self,
+        ctx: Data<&ApiContext>,
+        auth: UserAuth,
+        id: Path<String>,
+    ) -> ApiResult<Json<BucketView>> {
         let access = auth.read(&ctx, &id).await?;
         Ok(Json(view(&ctx, &access.bucket, access.role).await?))
     }

@@ -20,7 +20,9 @@ impl HealthApi {
     /// The process is up.
     #[oai(path = "/healthz", method = "get", operation_id = "healthz")]
     async fn healthz(&self) -> Json<Health> {
-        Json(Health { status: "ok".into() })
+        Json(Health {
+            status: "ok".into(),
+        })
     }
 
     /// The process can serve: the database answers.
@@ -30,6 +32,8 @@ impl HealthApi {
             tracing::warn!(error = %e, "not ready");
             ApiError::Unavailable(format!("database not ready: {e}"))
         })?;
-        Ok(Json(Health { status: "ready".into() }))
+        Ok(Json(Health {
+            status: "ready".into(),
+        }))
     }
 }

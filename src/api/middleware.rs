@@ -4,6 +4,7 @@
 
 use poem::http::StatusCode;
 use poem::{Endpoint, Middleware, Request, Response};
+use tokio::io::AsyncReadExt;
 
 use crate::error::{ApiError, error_response};
 
@@ -13,7 +14,10 @@ pub struct BodyLimit(pub usize);
 impl<E: Endpoint> Middleware<E> for BodyLimit {
     type Output = BodyLimitEndpoint<E>;
     fn transform(&self, ep: E) -> Self::Output {
-        BodyLimitEndpoint { inner: ep, max: self.0 }
+        BodyLimitEndpoint {
+            inner: ep,
+            max: self.0,
+        }
     }
 }
 
@@ -32,16 +36,34 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok());
         if declared.is_some_and(|n| n > self.max) {
+            drain(req.take_body().into_async_read(), self.max).await;
             return Err(too_large(self.max));
         }
         // Without a trustworthy length (chunked), read at most the limit.
         if declared.is_none() {
-            let body = req.take_body();
-            let bytes = body.into_bytes_limit(self.max).await.map_err(|_| too_large(self.max))?;
+            let mut reader = req.take_body().into_async_read();
+            let mut bytes = Vec::new();
+            (&mut reader)
+                .take(self.max as u64 + 1)
+                .read_to_end(&mut bytes)
+                .await
+                .map_err(poem::error::BadRequest)?;
+            if bytes.len() > self.max {
+                drain(reader, self.max).await;
+                return Err(too_large(self.max));
+            }
             req.set_body(bytes);
         }
         self.inner.call(req).await
     }
+}
+
+/// Read and discard (a bounded amount of) a refused body before answering:
+/// a client still sending would otherwise see a reset connection instead of
+/// our 413. Bodies far larger than the limit are not waited for.
+async fn drain(reader: impl tokio::io::AsyncRead + Unpin, max: usize) {
+    let cap = (max as u64).saturating_mul(16).max(1 << 20);
+    let _ = tokio::io::copy(&mut reader.take(cap), &mut tokio::io::sink()).await;
 }
 
 fn too_large(max: usize) -> poem::Error {

@@ -4,8 +4,12 @@
 
 pub mod access;
 pub mod admin;
+pub mod banks;
 pub mod bucket;
+pub mod cards;
 pub mod health;
+pub mod iban;
+pub mod metadata;
 pub mod middleware;
 pub mod observe;
 pub mod webhook;
@@ -21,13 +25,29 @@ pub enum Tag {
     Admin,
     /// Liveness and readiness.
     Health,
+    /// The bucket's cards, SEPA bank account and billing metadata.
+    Payment,
 }
 
-pub type Apis = (bucket::BucketApi, admin::AdminApi, health::HealthApi);
+pub type Apis = (
+    bucket::BucketApi,
+    admin::AdminApi,
+    health::HealthApi,
+    cards::CardsApi,
+    banks::BanksApi,
+    metadata::MetadataApi,
+);
 
 pub fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (bucket::BucketApi, admin::AdminApi, health::HealthApi),
+        (
+            bucket::BucketApi,
+            admin::AdminApi,
+            health::HealthApi,
+            cards::CardsApi,
+            banks::BanksApi,
+            metadata::MetadataApi,
+        ),
         "paysync",
         env!("CARGO_PKG_VERSION"),
     )
@@ -49,7 +69,11 @@ pub fn allowed_methods(path: &str) -> Option<String> {
     static ROUTES: OnceLock<Vec<(Vec<String>, String)>> = OnceLock::new();
     let routes = ROUTES.get_or_init(|| {
         let spec: serde_json::Value = serde_json::from_str(&spec_json()).unwrap_or_default();
-        let paths = spec.get("paths").and_then(|p| p.as_object()).cloned().unwrap_or_default();
+        let paths = spec
+            .get("paths")
+            .and_then(|p| p.as_object())
+            .cloned()
+            .unwrap_or_default();
         paths
             .into_iter()
             .map(|(template, ops)| {
@@ -67,7 +91,10 @@ pub fn allowed_methods(path: &str) -> Option<String> {
         .iter()
         .find(|(segments, _)| {
             segments.len() == wanted.len()
-                && segments.iter().zip(&wanted).all(|(t, w)| t == w || (t.starts_with('{') && !w.is_empty()))
+                && segments
+                    .iter()
+                    .zip(&wanted)
+                    .all(|(t, w)| t == w || (t.starts_with('{') && !w.is_empty()))
         })
         .map(|(_, methods)| methods.clone())
 }

@@ -26,7 +26,11 @@ pub struct ObserveEndpoint<E> {
 }
 
 fn sane(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
 }
 
 impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {

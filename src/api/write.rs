@@ -32,9 +32,10 @@ pub fn idempotency_key(bucket_id: &str, route: &str, caller: Option<&str>) -> Op
 /// Reject a caller's idempotency key that Stripe would refuse (max 255 characters).
 pub fn check_idempotency_key(caller: Option<&str>) -> ApiResult<()> {
     match caller {
-        Some(k) if k.len() > 200 => {
-            Err(ApiError::bad_request("invalid_idempotency_key", "Idempotency-Key must be at most 200 characters"))
-        }
+        Some(k) if k.len() > 200 => Err(ApiError::bad_request(
+            "invalid_idempotency_key",
+            "Idempotency-Key must be at most 200 characters",
+        )),
         _ => Ok(()),
     }
 }
@@ -46,17 +47,32 @@ pub async fn ensure_customer(ctx: &ApiContext, bucket: &Bucket) -> ApiResult<Str
     }
     let _guard = CUSTOMER_CREATION.lock().await;
     // Another request may have created it while we waited.
-    if let Some(id) = ctx.db.bucket(&bucket.id).await?.and_then(|b| b.stripe_customer_id) {
+    if let Some(id) = ctx
+        .db
+        .bucket(&bucket.id)
+        .await?
+        .and_then(|b| b.stripe_customer_id)
+    {
         return Ok(id);
     }
     let req = CreateCustomer::new()
         .name(bucket.name.clone())
-        .metadata(HashMap::from([("bucket_id".to_string(), bucket.id.clone())]));
-    let customer = ctx.stripe.send(&req, Some(format!("paysync:customer:{}", bucket.id))).await?;
+        .metadata(HashMap::from([(
+            "bucket_id".to_string(),
+            bucket.id.clone(),
+        )]));
+    let customer = ctx
+        .stripe
+        .send(&req, Some(format!("paysync:customer:{}", bucket.id)))
+        .await?;
     let id = json::str(&customer, "id")
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("Stripe created a customer without id")))?
         .to_string();
-    let linked = ctx.db.link_customer(&bucket.id, &id).await?.unwrap_or_else(|| id.clone());
+    let linked = ctx
+        .db
+        .link_customer(&bucket.id, &id)
+        .await?
+        .unwrap_or_else(|| id.clone());
     store_answer(ctx, &customer, "customer.create").await?;
     tracing::info!(bucket = %bucket.id, customer = %linked, "Stripe customer created");
     Ok(linked)

@@ -1,12 +1,14 @@
 //! Buckets (the teams that pay) and their members.
 
 use serde::{Deserialize, Serialize};
-use sqlx::{AssertSqlSafe, Row};
 use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
 
 use super::{Db, now};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, poem_openapi::Enum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, poem_openapi::Enum,
+)]
 #[serde(rename_all = "lowercase")]
 #[oai(rename_all = "lowercase")]
 pub enum Role {
@@ -86,7 +88,10 @@ impl Db {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("DELETE FROM members WHERE bucket_id = $1").bind(id).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM members WHERE bucket_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
         } else {
             sqlx::query("INSERT INTO buckets (id, name, created_at) VALUES ($1, $2, $3)")
                 .bind(id)
@@ -111,7 +116,12 @@ impl Db {
     }
 
     /// Add a member, or change the role of an existing one. False if the bucket does not exist.
-    pub async fn set_member(&self, bucket_id: &str, user_id: &str, role: Role) -> sqlx::Result<bool> {
+    pub async fn set_member(
+        &self,
+        bucket_id: &str,
+        user_id: &str,
+        role: Role,
+    ) -> sqlx::Result<bool> {
         if self.bucket(bucket_id).await?.is_none() {
             return Ok(false);
         }
@@ -131,15 +141,26 @@ impl Db {
     /// (they belong to Stripe's customer) but no longer resolve to a bucket.
     pub async fn delete_bucket(&self, id: &str) -> sqlx::Result<bool> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM members WHERE bucket_id = $1").bind(id).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM trials WHERE bucket_id = $1").bind(id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM members WHERE bucket_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM trials WHERE bucket_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         for table in super::objects::Kind::ALL.iter().map(|k| k.table()) {
-            sqlx::query(AssertSqlSafe(format!("UPDATE {table} SET bucket_id = NULL WHERE bucket_id = $1")))
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(AssertSqlSafe(format!(
+                "UPDATE {table} SET bucket_id = NULL WHERE bucket_id = $1"
+            )))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         }
-        let done = sqlx::query("DELETE FROM buckets WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        let done = sqlx::query("DELETE FROM buckets WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }
@@ -154,21 +175,29 @@ impl Db {
     }
 
     pub async fn members(&self, bucket_id: &str) -> sqlx::Result<Vec<Member>> {
-        let rows = sqlx::query("SELECT user_id, role FROM members WHERE bucket_id = $1 ORDER BY user_id")
-            .bind(bucket_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT user_id, role FROM members WHERE bucket_id = $1 ORDER BY user_id")
+                .bind(bucket_id)
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter()
             .map(|r| {
                 let role: String = r.try_get("role")?;
-                Ok(Member { user_id: r.try_get("user_id")?, role: Role::parse(&role).unwrap_or(Role::Member) })
+                Ok(Member {
+                    user_id: r.try_get("user_id")?,
+                    role: Role::parse(&role).unwrap_or(Role::Member),
+                })
             })
             .collect()
     }
 
     /// The bucket and the caller's role in it, in one indexed lookup; None when
     /// the bucket does not exist or the user is not a member.
-    pub async fn bucket_for_member(&self, bucket_id: &str, user_id: &str) -> sqlx::Result<Option<(Bucket, Role)>> {
+    pub async fn bucket_for_member(
+        &self,
+        bucket_id: &str,
+        user_id: &str,
+    ) -> sqlx::Result<Option<(Bucket, Role)>> {
         let row = sqlx::query(
             "SELECT b.id, b.name, b.stripe_customer_id, b.created_at, m.role \
              FROM members m JOIN buckets b ON b.id = m.bucket_id \
@@ -180,7 +209,10 @@ impl Db {
         .await?;
         row.map(|r| {
             let role: String = r.try_get("role")?;
-            Ok((bucket_from_row(&r)?, Role::parse(&role).unwrap_or(Role::Member)))
+            Ok((
+                bucket_from_row(&r)?,
+                Role::parse(&role).unwrap_or(Role::Member),
+            ))
         })
         .transpose()
     }
@@ -198,19 +230,29 @@ impl Db {
         rows.iter()
             .map(|r| {
                 let role: String = r.try_get("role")?;
-                Ok((bucket_from_row(r)?, Role::parse(&role).unwrap_or(Role::Member)))
+                Ok((
+                    bucket_from_row(r)?,
+                    Role::parse(&role).unwrap_or(Role::Member),
+                ))
             })
             .collect()
     }
 
     /// Link the bucket to its Stripe customer (first writer wins; returns the linked id).
-    pub async fn link_customer(&self, bucket_id: &str, customer_id: &str) -> sqlx::Result<Option<String>> {
+    pub async fn link_customer(
+        &self,
+        bucket_id: &str,
+        customer_id: &str,
+    ) -> sqlx::Result<Option<String>> {
         sqlx::query("UPDATE buckets SET stripe_customer_id = $1 WHERE id = $2 AND stripe_customer_id IS NULL")
             .bind(customer_id)
             .bind(bucket_id)
             .execute(&self.pool)
             .await?;
-        Ok(self.bucket(bucket_id).await?.and_then(|b| b.stripe_customer_id))
+        Ok(self
+            .bucket(bucket_id)
+            .await?
+            .and_then(|b| b.stripe_customer_id))
     }
 
     /// The bucket a Stripe customer belongs to.
@@ -230,6 +272,8 @@ impl Db {
         )
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("stripe_customer_id")?))).collect()
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("stripe_customer_id")?)))
+            .collect()
     }
 }

@@ -28,7 +28,10 @@ impl Db {
     }
 
     pub async fn clear_cursor(&self, name: &str) -> sqlx::Result<()> {
-        sqlx::query("DELETE FROM sync_cursors WHERE name = $1").bind(name).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM sync_cursors WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 }

@@ -2,8 +2,8 @@
 //! acknowledged, then applied by the sync worker. The event id is the primary
 //! key, so a redelivered event is a no-op whichever replica receives it.
 
-use sqlx::{AssertSqlSafe, Row};
 use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
 
 use super::{Db, now};
 
@@ -31,7 +31,8 @@ pub struct NewEvent<'a> {
     pub source: &'a str,
 }
 
-const COLUMNS: &str = "id, type, created, body, source, received_at, state, attempts, next_attempt_at, last_error";
+const COLUMNS: &str =
+    "id, type, created, body, source, received_at, state, attempts, next_attempt_at, last_error";
 
 fn event_from_row(r: &AnyRow) -> sqlx::Result<InboxEvent> {
     Ok(InboxEvent {
@@ -67,12 +68,14 @@ impl Db {
     }
 
     pub async fn event(&self, id: &str) -> sqlx::Result<Option<InboxEvent>> {
-        sqlx::query(AssertSqlSafe(format!("SELECT {COLUMNS} FROM stripe_events WHERE id = $1")))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|r| event_from_row(&r))
-            .transpose()
+        sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM stripe_events WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| event_from_row(&r))
+        .transpose()
     }
 
     /// Events waiting to be applied (pending, or failed and due again), oldest first.

@@ -46,7 +46,10 @@ pub fn check_url(url: &str) -> anyhow::Result<Backend> {
         url::Url::parse(url).with_context(|| "DATABASE_URL: not a valid postgres:// URL")?;
         Ok(Backend::Postgres)
     } else {
-        bail!("DATABASE_URL: must start with sqlite:// or postgres:// (got {:?})", redact(url))
+        bail!(
+            "DATABASE_URL: must start with sqlite:// or postgres:// (got {:?})",
+            redact(url)
+        )
     }
 }
 
@@ -62,7 +65,9 @@ pub fn redact(url: &str) -> String {
 }
 
 fn sqlite_file(url: &str) -> Option<PathBuf> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or(rest);
     (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
 }
@@ -101,7 +106,11 @@ impl Db {
             .connect(&url)
             .await
             .with_context(|| format!("DATABASE_URL: cannot connect to {}", redact(&url)))?;
-        Ok(Db { pool, backend, sqlite_path: sqlite_file(&url) })
+        Ok(Db {
+            pool,
+            backend,
+            sqlite_path: sqlite_file(&url),
+        })
     }
 
     /// Connect and bring the schema up to date.
@@ -112,7 +121,10 @@ impl Db {
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        MIGRATOR.run(&self.pool).await.context("running database migrations")?;
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .context("running database migrations")?;
         Ok(())
     }
 
@@ -123,9 +135,12 @@ impl Db {
         {
             bail!("database file {} is gone", path.display());
         }
-        tokio::time::timeout(Duration::from_secs(2), sqlx::query("SELECT 1").execute(&self.pool))
-            .await
-            .context("database did not answer within 2s")??;
+        tokio::time::timeout(
+            Duration::from_secs(2),
+            sqlx::query("SELECT 1").execute(&self.pool),
+        )
+        .await
+        .context("database did not answer within 2s")??;
         Ok(())
     }
 }

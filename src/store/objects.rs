@@ -5,8 +5,8 @@
 //! events, the reconciler and the write routes all store through here, so the
 //! rule holds whoever writes.
 
-use sqlx::{AssertSqlSafe, Row};
 use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
 
 use super::{Db, now};
 
@@ -22,8 +22,14 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] =
-        [Kind::Customer, Kind::Source, Kind::Subscription, Kind::Invoice, Kind::Charge, Kind::PaymentIntent];
+    pub const ALL: [Kind; 6] = [
+        Kind::Customer,
+        Kind::Source,
+        Kind::Subscription,
+        Kind::Invoice,
+        Kind::Charge,
+        Kind::PaymentIntent,
+    ];
 
     pub fn table(self) -> &'static str {
         match self {
@@ -81,7 +87,10 @@ pub struct Watermark {
 impl Watermark {
     /// A write of an object Stripe just answered us with.
     pub fn api(what: &str) -> Self {
-        Watermark { created: now(), event: format!("api:{what}") }
+        Watermark {
+            created: now(),
+            event: format!("api:{what}"),
+        }
     }
 }
 
@@ -143,7 +152,12 @@ impl Db {
     ///
     /// `force` is for an object just re-fetched from Stripe after a tie: it wins
     /// over a row of the same second (but still never over a newer one, nor a tombstone).
-    pub async fn write_object(&self, m: &Mirror, wm: &Watermark, force: bool) -> sqlx::Result<WriteOutcome> {
+    pub async fn write_object(
+        &self,
+        m: &Mirror,
+        wm: &Watermark,
+        force: bool,
+    ) -> sqlx::Result<WriteOutcome> {
         let table = m.kind.table();
         let cmp = if force { ">=" } else { ">" };
         let sql = format!(
@@ -189,12 +203,25 @@ impl Db {
     /// One object by id, tombstones included.
     pub async fn object(&self, kind: Kind, id: &str) -> sqlx::Result<Option<Stored>> {
         let sql = format!("SELECT {COLUMNS} FROM {} WHERE id = $1", kind.table());
-        sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?.map(|r| stored_from_row(&r)).transpose()
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| stored_from_row(&r))
+            .transpose()
     }
 
     /// One live object of this bucket (None for another bucket's id or a tombstone).
-    pub async fn bucket_object(&self, kind: Kind, bucket_id: &str, id: &str) -> sqlx::Result<Option<Stored>> {
-        let sql = format!("SELECT {COLUMNS} FROM {} WHERE id = $1 AND bucket_id = $2 AND deleted = 0", kind.table());
+    pub async fn bucket_object(
+        &self,
+        kind: Kind,
+        bucket_id: &str,
+        id: &str,
+    ) -> sqlx::Result<Option<Stored>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM {} WHERE id = $1 AND bucket_id = $2 AND deleted = 0",
+            kind.table()
+        );
         sqlx::query(AssertSqlSafe(sql))
             .bind(id)
             .bind(bucket_id)
@@ -205,7 +232,12 @@ impl Db {
     }
 
     /// The bucket's live objects of a kind, newest first.
-    pub async fn bucket_objects(&self, kind: Kind, bucket_id: &str, page: &Page) -> sqlx::Result<Vec<Stored>> {
+    pub async fn bucket_objects(
+        &self,
+        kind: Kind,
+        bucket_id: &str,
+        page: &Page,
+    ) -> sqlx::Result<Vec<Stored>> {
         self.bucket_objects_where(kind, bucket_id, "", page).await
     }
 
@@ -219,7 +251,11 @@ impl Db {
         page: &Page,
     ) -> sqlx::Result<Vec<Stored>> {
         let table = kind.table();
-        let extra = if status_condition.is_empty() { String::new() } else { format!(" AND {status_condition}") };
+        let extra = if status_condition.is_empty() {
+            String::new()
+        } else {
+            format!(" AND {status_condition}")
+        };
         let limit = page.limit.unwrap_or(1000).clamp(1, 1000);
         let rows = if let Some(after) = &page.starting_after {
             let Some(anchor) = self.bucket_object(kind, bucket_id, after).await? else {
@@ -241,20 +277,38 @@ impl Db {
                 "SELECT {COLUMNS} FROM {table} WHERE bucket_id = $1 AND deleted = 0{extra} \
                  ORDER BY created DESC, id DESC LIMIT $2"
             );
-            sqlx::query(AssertSqlSafe(sql)).bind(bucket_id).bind(limit).fetch_all(&self.pool).await?
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(bucket_id)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
         };
         rows.iter().map(stored_from_row).collect()
     }
 
     /// Every object (tombstones too) of a Stripe customer: what the full reconcile compares against.
-    pub async fn customer_objects(&self, kind: Kind, customer_id: &str) -> sqlx::Result<Vec<Stored>> {
-        let sql = format!("SELECT {COLUMNS} FROM {} WHERE customer_id = $1 ORDER BY created, id", kind.table());
-        let rows = sqlx::query(AssertSqlSafe(sql)).bind(customer_id).fetch_all(&self.pool).await?;
+    pub async fn customer_objects(
+        &self,
+        kind: Kind,
+        customer_id: &str,
+    ) -> sqlx::Result<Vec<Stored>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM {} WHERE customer_id = $1 ORDER BY created, id",
+            kind.table()
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(customer_id)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(stored_from_row).collect()
     }
 
     /// Attach rows stored before their customer was linked to a bucket.
-    pub async fn adopt_customer_objects(&self, customer_id: &str, bucket_id: &str) -> sqlx::Result<()> {
+    pub async fn adopt_customer_objects(
+        &self,
+        customer_id: &str,
+        bucket_id: &str,
+    ) -> sqlx::Result<()> {
         for kind in Kind::ALL {
             sqlx::query(AssertSqlSafe(format!(
                 "UPDATE {} SET bucket_id = $1 WHERE customer_id = $2 AND bucket_id IS NULL",

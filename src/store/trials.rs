@@ -22,10 +22,12 @@ impl Trial {
 
 impl Db {
     pub async fn trial(&self, bucket_id: &str) -> sqlx::Result<Option<Trial>> {
-        let row = sqlx::query("SELECT bucket_id, plan, started_at, ends_at, ended FROM trials WHERE bucket_id = $1")
-            .bind(bucket_id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT bucket_id, plan, started_at, ends_at, ended FROM trials WHERE bucket_id = $1",
+        )
+        .bind(bucket_id)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|r| {
             Ok(Trial {
                 bucket_id: r.try_get("bucket_id")?,
@@ -40,7 +42,12 @@ impl Db {
 
     /// Grant a trial unless the bucket ever had one. Returns false when it already had one
     /// (the primary key makes two concurrent claims grant one trial).
-    pub async fn start_trial(&self, bucket_id: &str, plan: &str, days: u32) -> sqlx::Result<Option<Trial>> {
+    pub async fn start_trial(
+        &self,
+        bucket_id: &str,
+        plan: &str,
+        days: u32,
+    ) -> sqlx::Result<Option<Trial>> {
         let started_at = now();
         let ends_at = started_at + i64::from(days) * 86_400;
         let done = sqlx::query(
@@ -69,8 +76,14 @@ impl Db {
             .bind(t)
             .fetch_all(&self.pool)
             .await?;
-        let ids: Vec<String> = rows.iter().map(|r| r.try_get("bucket_id")).collect::<sqlx::Result<_>>()?;
-        sqlx::query("UPDATE trials SET ended = 1 WHERE ended = 0 AND ends_at <= $1").bind(t).execute(&self.pool).await?;
+        let ids: Vec<String> = rows
+            .iter()
+            .map(|r| r.try_get("bucket_id"))
+            .collect::<sqlx::Result<_>>()?;
+        sqlx::query("UPDATE trials SET ended = 1 WHERE ended = 0 AND ends_at <= $1")
+            .bind(t)
+            .execute(&self.pool)
+            .await?;
         Ok(ids)
     }
 

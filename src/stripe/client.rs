@@ -26,7 +26,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 pub enum StripeError {
     /// Stripe answered with an error status.
     #[error("stripe answered {status}: {}", info.message)]
-    Api { status: u16, info: StripeErrorInfo, retry_after: Option<u64> },
+    Api {
+        status: u16,
+        info: StripeErrorInfo,
+        retry_after: Option<u64>,
+    },
     /// No answer: connection refused, reset, or timed out.
     #[error("stripe unreachable: {0}")]
     Network(String),
@@ -67,7 +71,11 @@ impl From<StripeError> for ApiError {
     /// everything else (Stripe down, rate-limited, our key refused) is 500.
     fn from(e: StripeError) -> Self {
         match e {
-            StripeError::Api { status, info, retry_after } => {
+            StripeError::Api {
+                status,
+                info,
+                retry_after,
+            } => {
                 let declined = status == 402
                     || info.r#type.as_deref() == Some("card_error")
                     || info.code.as_deref() == Some("card_declined");
@@ -78,7 +86,10 @@ impl From<StripeError> for ApiError {
                 } else if matches!(status, 401 | 403) {
                     tracing::error!(status, "Stripe refused paysync's API key");
                     ApiError::Stripe {
-                        info: StripeErrorInfo { message: "Stripe refused the service's credentials".into(), ..info },
+                        info: StripeErrorInfo {
+                            message: "Stripe refused the service's credentials".into(),
+                            ..info
+                        },
                         retry_after: None,
                     }
                 } else {
@@ -86,7 +97,10 @@ impl From<StripeError> for ApiError {
                 }
             }
             other => ApiError::Stripe {
-                info: StripeErrorInfo { message: other.to_string(), ..Default::default() },
+                info: StripeErrorInfo {
+                    message: other.to_string(),
+                    ..Default::default()
+                },
                 retry_after: None,
             },
         }
@@ -116,7 +130,8 @@ impl Stripe {
             .pool_idle_timeout(Duration::from_secs(60))
             .user_agent(concat!("paysync/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        let budget = NonZeroU32::new(settings.rps).map(|rps| RateLimiter::direct(Quota::per_second(rps)));
+        let budget =
+            NonZeroU32::new(settings.rps).map(|rps| RateLimiter::direct(Quota::per_second(rps)));
         Ok(Stripe {
             inner: Arc::new(Inner {
                 http,
@@ -130,14 +145,24 @@ impl Stripe {
 
     /// Send a request built by one of async-stripe's request builders.
     /// `idempotency_key` is used for writes; a fresh one is made when None.
-    pub async fn send(&self, req: &impl StripeRequest, idempotency_key: Option<String>) -> Result<Value, StripeError> {
+    pub async fn send(
+        &self,
+        req: &impl StripeRequest,
+        idempotency_key: Option<String>,
+    ) -> Result<Value, StripeError> {
         self.execute(req.build(), idempotency_key).await
     }
 
     /// Send a raw request (for calls async-stripe has no builder for).
-    pub async fn execute(&self, req: RequestBuilder, idempotency_key: Option<String>) -> Result<Value, StripeError> {
+    pub async fn execute(
+        &self,
+        req: RequestBuilder,
+        idempotency_key: Option<String>,
+    ) -> Result<Value, StripeError> {
         let write = !matches!(req.method, StripeMethod::Get);
-        let key = write.then(|| idempotency_key.unwrap_or_else(|| format!("paysync-{}", uuid::Uuid::new_v4())));
+        let key = write.then(|| {
+            idempotency_key.unwrap_or_else(|| format!("paysync-{}", uuid::Uuid::new_v4()))
+        });
         let endpoint = endpoint_label(&req);
         let mut attempt = 0;
         loop {
@@ -154,11 +179,17 @@ impl Stripe {
         }
     }
 
-    async fn attempt(&self, req: &RequestBuilder, key: Option<&str>, endpoint: &str) -> Result<Value, StripeError> {
+    async fn attempt(
+        &self,
+        req: &RequestBuilder,
+        key: Option<&str>,
+        endpoint: &str,
+    ) -> Result<Value, StripeError> {
         if let Some(budget) = &self.inner.budget {
             let waited = Instant::now();
             budget.until_ready().await;
-            metrics::histogram!("paysync_stripe_budget_wait_seconds").record(waited.elapsed().as_secs_f64());
+            metrics::histogram!("paysync_stripe_budget_wait_seconds")
+                .record(waited.elapsed().as_secs_f64());
         }
         let mut url = format!("{}{}", self.inner.base, req.path);
         if let Some(q) = req.query.as_deref().filter(|q| !q.is_empty()) {
@@ -170,12 +201,18 @@ impl Stripe {
             StripeMethod::Post => reqwest::Method::POST,
             StripeMethod::Delete => reqwest::Method::DELETE,
         };
-        let mut http = self.inner.http.request(method, url).bearer_auth(&self.inner.key);
+        let mut http = self
+            .inner
+            .http
+            .request(method, url)
+            .bearer_auth(&self.inner.key);
         if let Some(key) = key {
             http = http.header("Idempotency-Key", key);
         }
         if let Some(body) = &req.body {
-            http = http.header("Content-Type", "application/x-www-form-urlencoded").body(body.clone());
+            http = http
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(body.clone());
         }
         let started = Instant::now();
         let outcome = http.send().await;
@@ -185,24 +222,35 @@ impl Stripe {
             Err(e) => {
                 metrics::counter!("paysync_stripe_requests_total", "endpoint" => endpoint.to_string(), "status" => "error").increment(1);
                 metrics::histogram!("paysync_stripe_request_seconds", "endpoint" => endpoint.to_string()).record(elapsed);
-                let what = if e.is_timeout() { "timed out" } else { "connection failed" };
+                let what = if e.is_timeout() {
+                    "timed out"
+                } else {
+                    "connection failed"
+                };
                 return Err(StripeError::Network(format!("{what} ({endpoint})")));
             }
         };
         let status = resp.status().as_u16();
         metrics::counter!("paysync_stripe_requests_total", "endpoint" => endpoint.to_string(), "status" => status.to_string()).increment(1);
-        metrics::histogram!("paysync_stripe_request_seconds", "endpoint" => endpoint.to_string()).record(elapsed);
+        metrics::histogram!("paysync_stripe_request_seconds", "endpoint" => endpoint.to_string())
+            .record(elapsed);
         let retry_after = resp
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
-        let bytes = resp.bytes().await.map_err(|e| StripeError::Network(format!("reading answer: {e}")))?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| StripeError::Network(format!("reading answer: {e}")))?;
         let body: Result<Value, _> = serde_json::from_slice(&bytes);
         if (200..300).contains(&status) {
             return body.map_err(|e| StripeError::Decode(e.to_string()));
         }
-        let err = body.ok().and_then(|v| v.get("error").cloned()).unwrap_or(Value::Null);
+        let err = body
+            .ok()
+            .and_then(|v| v.get("error").cloned())
+            .unwrap_or(Value::Null);
         let s = |k: &str| err.get(k).and_then(Value::as_str).map(str::to_string);
         let info = StripeErrorInfo {
             http_status: Some(status),
@@ -212,7 +260,11 @@ impl Stripe {
             param: s("param"),
             message: s("message").unwrap_or_else(|| format!("Stripe answered HTTP {status}")),
         };
-        Err(StripeError::Api { status, info, retry_after })
+        Err(StripeError::Api {
+            status,
+            info,
+            retry_after,
+        })
     }
 }
 
@@ -236,7 +288,17 @@ fn endpoint_label(req: &RequestBuilder) -> String {
     let path: Vec<&str> = req
         .path
         .split('/')
-        .map(|seg| if seg.contains('_') && seg.chars().any(|c| c.is_ascii_digit() || c.is_ascii_uppercase()) { ":id" } else { seg })
+        .map(|seg| {
+            if seg.contains('_')
+                && seg
+                    .chars()
+                    .any(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
+            {
+                ":id"
+            } else {
+                seg
+            }
+        })
         .collect();
     format!("{method} {}", path.join("/"))
 }
@@ -265,14 +327,37 @@ mod tests {
     fn declines_are_402_and_bad_input_400() {
         let api = |status, code: &str| StripeError::Api {
             status,
-            info: StripeErrorInfo { code: Some(code.into()), message: "m".into(), ..Default::default() },
+            info: StripeErrorInfo {
+                code: Some(code.into()),
+                message: "m".into(),
+                ..Default::default()
+            },
             retry_after: Some(1),
         };
-        assert_eq!(ApiError::from(api(402, "card_declined")).status().as_u16(), 402);
-        assert_eq!(ApiError::from(api(400, "card_declined")).status().as_u16(), 402);
-        assert_eq!(ApiError::from(api(400, "resource_missing")).status().as_u16(), 400);
-        assert_eq!(ApiError::from(api(429, "rate_limit")).status().as_u16(), 500);
+        assert_eq!(
+            ApiError::from(api(402, "card_declined")).status().as_u16(),
+            402
+        );
+        assert_eq!(
+            ApiError::from(api(400, "card_declined")).status().as_u16(),
+            402
+        );
+        assert_eq!(
+            ApiError::from(api(400, "resource_missing"))
+                .status()
+                .as_u16(),
+            400
+        );
+        assert_eq!(
+            ApiError::from(api(429, "rate_limit")).status().as_u16(),
+            500
+        );
         assert_eq!(ApiError::from(api(401, "x")).status().as_u16(), 500);
-        assert_eq!(ApiError::from(StripeError::Network("x".into())).status().as_u16(), 500);
+        assert_eq!(
+            ApiError::from(StripeError::Network("x".into()))
+                .status()
+                .as_u16(),
+            500
+        );
     }
 }

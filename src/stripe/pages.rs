@@ -19,10 +19,21 @@ where
     let mut after: Option<String> = None;
     loop {
         let list = stripe.execute(page(after.clone()), None).await?;
-        let data = list.get("data").and_then(Value::as_array).cloned().unwrap_or_default();
-        let last = data.last().and_then(|o| o.get("id")).and_then(Value::as_str).map(str::to_string);
+        let data = list
+            .get("data")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let last = data
+            .last()
+            .and_then(|o| o.get("id"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
         out.extend(data);
-        let more = list.get("has_more").and_then(Value::as_bool).unwrap_or(false);
+        let more = list
+            .get("has_more")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         match last {
             // A stand-in that repeats a page would loop forever: stop instead.
             Some(id) if more && after.as_deref() != Some(id.as_str()) => after = Some(id),

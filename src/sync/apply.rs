@@ -27,7 +27,9 @@ pub fn subscription_plan_id(sub: &Value) -> Option<String> {
         return Some(id.to_string());
     }
     let item = sub.pointer("/items/data/0")?;
-    json::id(item, "plan").or_else(|| json::id(item, "price")).map(str::to_string)
+    json::id(item, "plan")
+        .or_else(|| json::id(item, "price"))
+        .map(str::to_string)
 }
 
 /// The cache row of a Stripe object (bucket not resolved yet).
@@ -47,11 +49,21 @@ pub fn mirror_of(obj: &Value, deleted: bool) -> Option<Mirror> {
             };
             (customer, Some(ty), None)
         }
-        Kind::Subscription => (customer, json::str(obj, "status").map(str::to_string), subscription_plan_id(obj)),
-        Kind::Invoice => (customer, json::str(obj, "status").map(str::to_string), json::id(obj, "subscription").map(str::to_string)),
-        Kind::Charge | Kind::PaymentIntent => {
-            (customer, json::str(obj, "status").map(str::to_string), json::id(obj, "invoice").map(str::to_string))
-        }
+        Kind::Subscription => (
+            customer,
+            json::str(obj, "status").map(str::to_string),
+            subscription_plan_id(obj),
+        ),
+        Kind::Invoice => (
+            customer,
+            json::str(obj, "status").map(str::to_string),
+            json::id(obj, "subscription").map(str::to_string),
+        ),
+        Kind::Charge | Kind::PaymentIntent => (
+            customer,
+            json::str(obj, "status").map(str::to_string),
+            json::id(obj, "invoice").map(str::to_string),
+        ),
     };
     Some(Mirror {
         kind,
@@ -77,7 +89,13 @@ pub enum Stored {
 }
 
 /// Store a Stripe object under the watermark rule, resolving its bucket from its customer.
-pub async fn store(db: &Db, obj: &Value, wm: &Watermark, deleted: bool, force: bool) -> sqlx::Result<Stored> {
+pub async fn store(
+    db: &Db,
+    obj: &Value,
+    wm: &Watermark,
+    deleted: bool,
+    force: bool,
+) -> sqlx::Result<Stored> {
     let Some(mut m) = mirror_of(obj, deleted) else {
         return Ok(Stored::Ignored);
     };
@@ -104,7 +122,11 @@ async fn bucket_of(db: &Db, m: &Mirror) -> sqlx::Result<Option<String>> {
     if m.kind != Kind::Customer || m.deleted {
         return Ok(None);
     }
-    let Some(named) = m.data.pointer("/metadata/bucket_id").and_then(Value::as_str) else {
+    let Some(named) = m
+        .data
+        .pointer("/metadata/bucket_id")
+        .and_then(Value::as_str)
+    else {
         return Ok(None);
     };
     if db.bucket(named).await?.is_none() {
@@ -132,10 +154,17 @@ mod tests {
         let sub = json!({"object": "subscription", "id": "sub_1", "customer": {"id": "cus_1"}, "status": "active",
             "created": "1700000000", "items": {"data": [{"price": {"id": "price_9"}}]}});
         let m = mirror_of(&sub, false).unwrap();
-        assert_eq!((m.kind, m.customer_id.as_str(), m.created), (Kind::Subscription, "cus_1", 1_700_000_000));
+        assert_eq!(
+            (m.kind, m.customer_id.as_str(), m.created),
+            (Kind::Subscription, "cus_1", 1_700_000_000)
+        );
         assert_eq!(m.parent_id.as_deref(), Some("price_9"));
-        let src = json!({"object": "source", "id": "src_1", "type": "sepa_debit", "customer": "cus_1"});
-        assert_eq!(mirror_of(&src, false).unwrap().status.as_deref(), Some("sepa_debit"));
+        let src =
+            json!({"object": "source", "id": "src_1", "type": "sepa_debit", "customer": "cus_1"});
+        assert_eq!(
+            mirror_of(&src, false).unwrap().status.as_deref(),
+            Some("sepa_debit")
+        );
         let card = json!({"object": "card", "id": "card_1", "customer": "cus_1", "deleted": true});
         assert!(mirror_of(&card, false).unwrap().deleted);
         assert!(mirror_of(&json!({"object": "product", "id": "prod_1"}), false).is_none());

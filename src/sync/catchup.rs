@@ -36,17 +36,31 @@ pub struct CatchUp {
 
 /// Event types whose objects the cache mirrors (the rest are not fetched).
 pub fn relevant(ty: &str) -> bool {
-    ["customer.", "payment_method.", "invoice.", "charge.", "payment_intent."].iter().any(|p| ty.starts_with(p))
+    [
+        "customer.",
+        "payment_method.",
+        "invoice.",
+        "charge.",
+        "payment_intent.",
+    ]
+    .iter()
+    .any(|p| ty.starts_with(p))
 }
 
 pub async fn run(db: &Db, stripe: &Stripe) -> anyhow::Result<CatchUp> {
     let started = now();
     let oldest = started - WINDOW_SECS + 60;
-    let stored_cursor = db.cursor(CURSOR).await?.and_then(|(v, _)| v.parse::<i64>().ok());
+    let stored_cursor = db
+        .cursor(CURSOR)
+        .await?
+        .and_then(|(v, _)| v.parse::<i64>().ok());
     let (since, needs_full) = match stored_cursor {
         Some(c) if c >= oldest => (c, false),
         Some(c) => {
-            tracing::warn!(cursor = c, "catch-up cursor is older than Stripe's 30-day event window: a full reconcile is needed");
+            tracing::warn!(
+                cursor = c,
+                "catch-up cursor is older than Stripe's 30-day event window: a full reconcile is needed"
+            );
             (oldest, true)
         }
         None => (oldest, false),
@@ -63,10 +77,19 @@ pub async fn run(db: &Db, stripe: &Stripe) -> anyhow::Result<CatchUp> {
         b
     })
     .await?;
-    let mut out = CatchUp { listed: events.len() as u64, needs_full, cursor: since, ..Default::default() };
+    let mut out = CatchUp {
+        listed: events.len() as u64,
+        needs_full,
+        cursor: since,
+        ..Default::default()
+    };
     let mut newest = since;
     for e in &events {
-        let (Some(id), Some(ty), Some(created)) = (json::str(e, "id"), json::str(e, "type"), json::int(e, "created")) else {
+        let (Some(id), Some(ty), Some(created)) = (
+            json::str(e, "id"),
+            json::str(e, "type"),
+            json::int(e, "created"),
+        ) else {
             continue;
         };
         newest = newest.max(created);
@@ -74,7 +97,16 @@ pub async fn run(db: &Db, stripe: &Stripe) -> anyhow::Result<CatchUp> {
             continue;
         }
         let body = Value::to_string(e);
-        if db.insert_event(&NewEvent { id, r#type: ty, created, body: &body, source: "catchup" }).await? {
+        if db
+            .insert_event(&NewEvent {
+                id,
+                r#type: ty,
+                created,
+                body: &body,
+                source: "catchup",
+            })
+            .await?
+        {
             out.stored += 1;
         }
     }

@@ -26,7 +26,12 @@ impl Jobs {
 }
 
 /// Add a job running `f(ctx)` on a cron schedule.
-async fn every<F, Fut>(scheduler: &JobScheduler, cron: &str, ctx: &ApiContext, f: F) -> anyhow::Result<()>
+async fn every<F, Fut>(
+    scheduler: &JobScheduler,
+    cron: &str,
+    ctx: &ApiContext,
+    f: F,
+) -> anyhow::Result<()>
 where
     F: Fn(ApiContext) -> Fut + Send + Sync + Clone + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
@@ -96,8 +101,14 @@ pub async fn run_catchup(ctx: &ApiContext) {
 
 pub async fn run_full(ctx: &ApiContext) {
     match reconcile::full(&ctx.db, &ctx.stripe, &|_, _, _| {}).await {
-        Ok(report) => tracing::info!(buckets = report.buckets, drift = report.drift.total(), "full reconcile done"),
-        Err(e) => tracing::warn!(error = %e, "full reconcile failed; the next run resumes where it stopped"),
+        Ok(report) => tracing::info!(
+            buckets = report.buckets,
+            drift = report.drift.total(),
+            "full reconcile done"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "full reconcile failed; the next run resumes where it stopped")
+        }
     }
 }
 

@@ -19,7 +19,10 @@ pub struct Leader {
 
 impl Leader {
     pub fn new(db: Db) -> Self {
-        Leader { db, held: Mutex::new(None) }
+        Leader {
+            db,
+            held: Mutex::new(None),
+        }
     }
 
     /// Are we the leader now? Takes the lock if free; checks a held lock's connection is alive.
@@ -55,7 +58,10 @@ impl Leader {
     /// Give the lock back (shutdown).
     pub async fn release(&self) {
         if let Some(mut conn) = self.held.lock().await.take() {
-            let _ = sqlx::query("SELECT pg_advisory_unlock($1)").bind(LOCK_KEY).execute(&mut *conn).await;
+            let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(LOCK_KEY)
+                .execute(&mut *conn)
+                .await;
         }
     }
 }

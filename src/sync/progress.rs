@@ -28,7 +28,9 @@ pub async fn reconcile_command(args: ReconcileArgs) -> anyhow::Result<()> {
         let drained = applier.drain().await?;
         eprintln!("applied {} events ({} failed, {} dead)", drained.applied, drained.failed, drained.dead);
         if applied.needs_full {
-            eprintln!("the cursor was older than Stripe's 30-day window: run `paysync reconcile --full`");
+            eprintln!(
+                "the cursor was older than Stripe's 30-day window: run `paysync reconcile --full`"
+            );
         }
         return Ok(());
     }
@@ -38,7 +40,9 @@ pub async fn reconcile_command(args: ReconcileArgs) -> anyhow::Result<()> {
         let total = db.buckets_with_customer().await?.len() as u64;
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new(total);
-            if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} buckets {elapsed} eta {eta} {msg}") {
+            if let Ok(style) = ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} buckets {elapsed} eta {eta} {msg}",
+            ) {
                 bar.set_style(style);
             }
             bar
@@ -65,7 +69,11 @@ pub async fn reconcile_command(args: ReconcileArgs) -> anyhow::Result<()> {
         if let Some(after) = &report.resumed_after {
             eprintln!("resumed an interrupted run after bucket {after}");
         }
-        eprintln!("reconciled {} buckets in {:.1}s", report.buckets, started.elapsed().as_secs_f64());
+        eprintln!(
+            "reconciled {} buckets in {:.1}s",
+            report.buckets,
+            started.elapsed().as_secs_f64()
+        );
         report.drift
     };
     println!("{}", summary(&drift));
@@ -75,9 +83,15 @@ pub async fn reconcile_command(args: ReconcileArgs) -> anyhow::Result<()> {
 /// `drift: customer=0 source=2 subscription=1 invoice=0 charge=0 (total 3)`
 pub fn summary(drift: &Drift) -> String {
     use crate::store::Kind;
-    let parts: Vec<String> = [Kind::Customer, Kind::Source, Kind::Subscription, Kind::Invoice, Kind::Charge]
-        .iter()
-        .map(|k| format!("{}={}", k.name(), drift.get(*k)))
-        .collect();
+    let parts: Vec<String> = [
+        Kind::Customer,
+        Kind::Source,
+        Kind::Subscription,
+        Kind::Invoice,
+        Kind::Charge,
+    ]
+    .iter()
+    .map(|k| format!("{}={}", k.name(), drift.get(*k)))
+    .collect();
     format!("drift: {} (total {})", parts.join(" "), drift.total())
 }

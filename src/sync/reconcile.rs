@@ -68,10 +68,17 @@ pub async fn full(db: &Db, stripe: &Stripe, progress: Progress<'_>) -> anyhow::R
         .buckets_with_customer()
         .await?
         .into_iter()
-        .filter(|(bucket, _)| resumed_after.as_deref().is_none_or(|after| bucket.as_str() > after))
+        .filter(|(bucket, _)| {
+            resumed_after
+                .as_deref()
+                .is_none_or(|after| bucket.as_str() > after)
+        })
         .collect();
     let total = todo.len() as u64;
-    let mut report = Report { resumed_after, ..Default::default() };
+    let mut report = Report {
+        resumed_after,
+        ..Default::default()
+    };
     for (bucket, customer) in todo {
         let drift = customer_once(db, stripe, &customer).await?;
         report.drift.merge(&drift);
@@ -80,7 +87,8 @@ pub async fn full(db: &Db, stripe: &Stripe, progress: Progress<'_>) -> anyhow::R
         progress(report.buckets, total, &bucket);
     }
     db.clear_cursor(CURSOR_PROGRESS).await?;
-    db.set_cursor(CURSOR_LAST_SUCCESS, &now().to_string()).await?;
+    db.set_cursor(CURSOR_LAST_SUCCESS, &now().to_string())
+        .await?;
     for (kind, n) in &report.drift.0 {
         metrics::gauge!("paysync_reconcile_drift", "kind" => *kind).set(*n as f64);
     }
@@ -90,7 +98,10 @@ pub async fn full(db: &Db, stripe: &Stripe, progress: Progress<'_>) -> anyhow::R
 
 /// Reconcile one bucket's customer (`paysync reconcile --full --bucket ID`).
 pub async fn bucket(db: &Db, stripe: &Stripe, bucket_id: &str) -> anyhow::Result<Drift> {
-    let bucket = db.bucket(bucket_id).await?.ok_or_else(|| anyhow::anyhow!("no bucket {bucket_id}"))?;
+    let bucket = db
+        .bucket(bucket_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no bucket {bucket_id}"))?;
     match bucket.stripe_customer_id {
         Some(customer) => customer_once(db, stripe, &customer).await,
         None => Ok(Drift::default()),
@@ -99,17 +110,37 @@ pub async fn bucket(db: &Db, stripe: &Stripe, bucket_id: &str) -> anyhow::Result
 
 /// Bring one customer's rows in line with Stripe.
 pub async fn customer_once(db: &Db, stripe: &Stripe, customer_id: &str) -> anyhow::Result<Drift> {
-    let wm = Watermark { created: now(), event: "reconcile".into() };
+    let wm = Watermark {
+        created: now(),
+        event: "reconcile".into(),
+    };
     let mut drift = Drift::default();
 
-    let customer = match stripe.send(&RetrieveCustomer::new(customer_id).expand(vec!["sources".to_string()]), None).await {
+    let customer = match stripe
+        .send(
+            &RetrieveCustomer::new(customer_id).expand(vec!["sources".to_string()]),
+            None,
+        )
+        .await
+    {
         Ok(c) => c,
         Err(e) if e.is_not_found() => {
             // The customer is gone from Stripe: tombstone it and everything of it.
-            let gone = serde_json::json!({"object": "customer", "id": customer_id, "deleted": true});
+            let gone =
+                serde_json::json!({"object": "customer", "id": customer_id, "deleted": true});
             drift.add(Kind::Customer, write(db, &gone, &wm, true).await?);
-            for kind in [Kind::Source, Kind::Subscription, Kind::Invoice, Kind::Charge] {
-                for row in db.customer_objects(kind, customer_id).await?.into_iter().filter(|r| !r.deleted) {
+            for kind in [
+                Kind::Source,
+                Kind::Subscription,
+                Kind::Invoice,
+                Kind::Charge,
+            ] {
+                for row in db
+                    .customer_objects(kind, customer_id)
+                    .await?
+                    .into_iter()
+                    .filter(|r| !r.deleted)
+                {
                     drift.add(kind, write(db, &row.data, &wm, true).await?);
                 }
             }
@@ -118,17 +149,30 @@ pub async fn customer_once(db: &Db, stripe: &Stripe, customer_id: &str) -> anyho
         Err(e) => return Err(e.into()),
     };
     let deleted = json::bool(&customer, "deleted").unwrap_or(false);
-    drift.add(Kind::Customer, write_if_changed(db, &customer, &wm, deleted).await?);
+    drift.add(
+        Kind::Customer,
+        write_if_changed(db, &customer, &wm, deleted).await?,
+    );
 
     // Sources (cards, SEPA): embedded in the customer; page on if Stripe says there are more.
-    let mut sources: Vec<Value> =
-        customer.pointer("/sources/data").and_then(Value::as_array).cloned().unwrap_or_default();
-    if customer.pointer("/sources/has_more").and_then(Value::as_bool).unwrap_or(false) {
+    let mut sources: Vec<Value> = customer
+        .pointer("/sources/data")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if customer
+        .pointer("/sources/has_more")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+    {
         let path = format!("/customers/{customer_id}/sources");
         sources = list_all(stripe, |after| page_req(&path, &[], after)).await?;
     }
     let pms = list_all(stripe, |after| {
-        let mut req = ListPaymentMethod::new().customer(customer_id).type_(ListPaymentMethodType::Card).limit(PAGE);
+        let mut req = ListPaymentMethod::new()
+            .customer(customer_id)
+            .type_(ListPaymentMethodType::Card)
+            .limit(PAGE);
         if let Some(a) = after {
             req = req.starting_after(a);
         }
@@ -137,17 +181,26 @@ pub async fn customer_once(db: &Db, stripe: &Stripe, customer_id: &str) -> anyho
     .await?;
     let mut listed_sources: Vec<Value> = sources;
     listed_sources.extend(pms);
-    drift.add(Kind::Source, sync_kind(db, stripe, Kind::Source, customer_id, &listed_sources, &wm).await?);
+    drift.add(
+        Kind::Source,
+        sync_kind(db, stripe, Kind::Source, customer_id, &listed_sources, &wm).await?,
+    );
 
     let subs = list_all(stripe, |after| {
-        let mut req = ListSubscription::new().customer(customer_id).status(ListSubscriptionStatus::All).limit(PAGE);
+        let mut req = ListSubscription::new()
+            .customer(customer_id)
+            .status(ListSubscriptionStatus::All)
+            .limit(PAGE);
         if let Some(a) = after {
             req = req.starting_after(a);
         }
         req.build()
     })
     .await?;
-    drift.add(Kind::Subscription, sync_kind(db, stripe, Kind::Subscription, customer_id, &subs, &wm).await?);
+    drift.add(
+        Kind::Subscription,
+        sync_kind(db, stripe, Kind::Subscription, customer_id, &subs, &wm).await?,
+    );
 
     let invoices = list_all(stripe, |after| {
         let mut req = ListInvoice::new().customer(customer_id).limit(PAGE);
@@ -157,7 +210,10 @@ pub async fn customer_once(db: &Db, stripe: &Stripe, customer_id: &str) -> anyho
         req.build()
     })
     .await?;
-    drift.add(Kind::Invoice, sync_kind(db, stripe, Kind::Invoice, customer_id, &invoices, &wm).await?);
+    drift.add(
+        Kind::Invoice,
+        sync_kind(db, stripe, Kind::Invoice, customer_id, &invoices, &wm).await?,
+    );
 
     let charges = list_all(stripe, |after| {
         let mut req = ListCharge::new().customer(customer_id).limit(PAGE);
@@ -167,12 +223,18 @@ pub async fn customer_once(db: &Db, stripe: &Stripe, customer_id: &str) -> anyho
         req.build()
     })
     .await?;
-    drift.add(Kind::Charge, sync_kind(db, stripe, Kind::Charge, customer_id, &charges, &wm).await?);
+    drift.add(
+        Kind::Charge,
+        sync_kind(db, stripe, Kind::Charge, customer_id, &charges, &wm).await?,
+    );
     Ok(drift)
 }
 
 fn page_req(path: &str, params: &[(&str, &str)], after: Option<String>) -> RequestBuilder {
-    let mut q: Vec<(String, String)> = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let mut q: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     q.push(("limit".into(), PAGE.to_string()));
     if let Some(a) = after {
         q.push(("starting_after".into(), a));
@@ -184,7 +246,14 @@ fn page_req(path: &str, params: &[(&str, &str)], after: Option<String>) -> Reque
 /// rows Stripe did not list, ask Stripe for the object itself: gone (404) or
 /// detached means a tombstone, anything else is stored as Stripe shows it.
 /// Returns how many rows changed.
-async fn sync_kind(db: &Db, stripe: &Stripe, kind: Kind, customer_id: &str, listed: &[Value], wm: &Watermark) -> anyhow::Result<u64> {
+async fn sync_kind(
+    db: &Db,
+    stripe: &Stripe,
+    kind: Kind,
+    customer_id: &str,
+    listed: &[Value],
+    wm: &Watermark,
+) -> anyhow::Result<u64> {
     let mut changed = 0;
     let mut seen = HashSet::new();
     for obj in listed {
@@ -194,9 +263,15 @@ async fn sync_kind(db: &Db, stripe: &Stripe, kind: Kind, customer_id: &str, list
         changed += write_if_changed(db, obj, wm, false).await?;
     }
     let cached: Vec<Row> = db.customer_objects(kind, customer_id).await?;
-    for row in cached.into_iter().filter(|r| !r.deleted && !seen.contains(&r.id)) {
+    for row in cached
+        .into_iter()
+        .filter(|r| !r.deleted && !seen.contains(&r.id))
+    {
         let fresh = match retrieve_path(kind, customer_id, &row) {
-            Some(path) => match stripe.execute(RequestBuilder::new(StripeMethod::Get, path), None).await {
+            Some(path) => match stripe
+                .execute(RequestBuilder::new(StripeMethod::Get, path), None)
+                .await
+            {
                 Ok(obj) => Some(obj),
                 Err(e) if e.is_not_found() => None,
                 Err(e) => return Err(e.into()),
@@ -205,7 +280,10 @@ async fn sync_kind(db: &Db, stripe: &Stripe, kind: Kind, customer_id: &str, list
         };
         changed += match fresh {
             // Still there and still this customer's (a canceled subscription, a paid invoice).
-            Some(obj) if json::id(&obj, "customer") == Some(customer_id) && !json::bool(&obj, "deleted").unwrap_or(false) => {
+            Some(obj)
+                if json::id(&obj, "customer") == Some(customer_id)
+                    && !json::bool(&obj, "deleted").unwrap_or(false) =>
+            {
                 write_if_changed(db, &obj, wm, false).await?
             }
             _ => write(db, &row.data, wm, true).await?,
@@ -228,7 +306,12 @@ fn retrieve_path(kind: Kind, _customer_id: &str, row: &Row) -> Option<String> {
 }
 
 /// Store when the cache differs from Stripe's object; 1 if a row changed.
-async fn write_if_changed(db: &Db, obj: &Value, wm: &Watermark, deleted: bool) -> anyhow::Result<u64> {
+async fn write_if_changed(
+    db: &Db,
+    obj: &Value,
+    wm: &Watermark,
+    deleted: bool,
+) -> anyhow::Result<u64> {
     let (Some(kind), Some(id)) = (apply::kind_of(obj), json::str(obj, "id")) else {
         return Ok(0);
     };

@@ -3,7 +3,11 @@
 
 mod common;
 
+mod banks;
+mod cards;
+mod cards_wiremock;
 mod foundation;
+mod leader;
 mod reconcile;
 mod reconcile_wiremock;
 mod stripe_direct;

@@ -19,7 +19,10 @@ fn cli(app: &TestApp, args: &[&str]) -> (bool, String) {
         .env("RUST_LOG", "warn")
         .output()
         .expect("run paysync");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 /// `drift: customer=1 source=2 … (total 3)` → the count of one kind.
@@ -40,20 +43,47 @@ async fn full_reconcile_converges(b: Backend) {
 
     // Behind paysync's back: a card, metadata, a paid subscription.
     let token = card_token("4242424242424242").await;
-    let card = id(&stripe(Method::POST, &format!("/customers/{customer}/sources"), &[("source", &token)]).await);
-    stripe(Method::POST, &format!("/customers/{customer}"), &[("metadata[vat_number]", "FR40303265045")]).await;
-    let sub = id(&stripe(Method::POST, "/subscriptions", &[("customer", &customer), ("items[0][plan]", "paysync_starter_monthly")]).await);
+    let card = id(&stripe(
+        Method::POST,
+        &format!("/customers/{customer}/sources"),
+        &[("source", &token)],
+    )
+    .await);
+    stripe(
+        Method::POST,
+        &format!("/customers/{customer}"),
+        &[("metadata[vat_number]", "FR40303265045")],
+    )
+    .await;
+    let sub = id(&stripe(
+        Method::POST,
+        "/subscriptions",
+        &[
+            ("customer", &customer),
+            ("items[0][plan]", "paysync_starter_monthly"),
+        ],
+    )
+    .await);
 
     let (ok, summary) = cli(&app, &["reconcile", "--full"]);
     assert!(ok, "{summary}");
     assert_eq!(drift_of(&summary, "customer"), 1, "{summary}");
     assert_eq!(drift_of(&summary, "source"), 1, "{summary}");
     assert_eq!(drift_of(&summary, "subscription"), 1, "{summary}");
-    assert!(drift_of(&summary, "invoice") >= 1 && drift_of(&summary, "charge") >= 1, "{summary}");
+    assert!(
+        drift_of(&summary, "invoice") >= 1 && drift_of(&summary, "charge") >= 1,
+        "{summary}"
+    );
 
     let db = &app.ctx.db;
-    let cards = db.bucket_objects(Kind::Source, &bucket, &Page::default()).await.unwrap();
-    assert_eq!(cards.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), vec![card.as_str()]);
+    let cards = db
+        .bucket_objects(Kind::Source, &bucket, &Page::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        cards.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        vec![card.as_str()]
+    );
     let cust = db.object(Kind::Customer, &customer).await.unwrap().unwrap();
     assert_eq!(cust.data["metadata"]["vat_number"], "FR40303265045");
     let (_, view) = call(app.get(&format!("/api/bucket/{bucket}"), "alice")).await;
@@ -67,7 +97,12 @@ async fn full_reconcile_converges(b: Backend) {
 
     // Canceled in Stripe and the card deleted: the bucket is back on free, the card tombstoned.
     stripe(Method::DELETE, &format!("/subscriptions/{sub}"), &[]).await;
-    stripe(Method::DELETE, &format!("/customers/{customer}/sources/{card}"), &[]).await;
+    stripe(
+        Method::DELETE,
+        &format!("/customers/{customer}/sources/{card}"),
+        &[],
+    )
+    .await;
     let (ok, summary) = cli(&app, &["reconcile", "--full", "--bucket", &bucket]);
     assert!(ok, "{summary}");
     assert_eq!(drift_of(&summary, "subscription"), 1, "{summary}");
@@ -75,8 +110,20 @@ async fn full_reconcile_converges(b: Backend) {
     let (_, view) = call(app.get(&format!("/api/bucket/{bucket}"), "alice")).await;
     assert_eq!(view["plan"], "free", "{view}");
     assert_eq!(view["subscription"]["status"], "canceled", "{view}");
-    assert!(db.bucket_objects(Kind::Source, &bucket, &Page::default()).await.unwrap().is_empty());
-    assert!(db.object(Kind::Source, &card).await.unwrap().unwrap().deleted, "the card is a tombstone");
+    assert!(
+        db.bucket_objects(Kind::Source, &bucket, &Page::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        db.object(Kind::Source, &card)
+            .await
+            .unwrap()
+            .unwrap()
+            .deleted,
+        "the card is a tombstone"
+    );
 }
 
 both!(full_reconcile_converges);

@@ -27,7 +27,8 @@ fn stripe(uri: &str, rps: u32, attempts: u32) -> Stripe {
 }
 
 fn empty_list() -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(json!({"object": "list", "data": [], "has_more": false}))
+    ResponseTemplate::new(200)
+        .set_body_json(json!({"object": "list", "data": [], "has_more": false}))
 }
 
 /// Answers `GET /v1/customers/:id` with that customer, and records when each request came.
@@ -38,7 +39,13 @@ struct Customers {
 
 impl Respond for Customers {
     fn respond(&self, req: &Request) -> ResponseTemplate {
-        let id = req.url.path().rsplit('/').next().unwrap_or_default().to_string();
+        let id = req
+            .url
+            .path()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
         self.seen.lock().unwrap().push((Instant::now(), id.clone()));
         ResponseTemplate::new(200).set_body_json(json!({
             "object": "customer", "id": id, "created": 1_700_000_000, "metadata": {},
@@ -48,8 +55,17 @@ impl Respond for Customers {
 }
 
 async fn mount_lists(server: &MockServer) {
-    for p in ["/v1/payment_methods", "/v1/subscriptions", "/v1/invoices", "/v1/charges"] {
-        Mock::given(method("GET")).and(path(p)).respond_with(empty_list()).mount(server).await;
+    for p in [
+        "/v1/payment_methods",
+        "/v1/subscriptions",
+        "/v1/invoices",
+        "/v1/charges",
+    ] {
+        Mock::given(method("GET"))
+            .and(path(p))
+            .respond_with(empty_list())
+            .mount(server)
+            .await;
     }
 }
 
@@ -58,7 +74,18 @@ async fn buckets(app: &TestApp, n: usize) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for i in 0..n {
         let id = format!("{:024x}", 0xb0c4e7_u64 * 1000 + i as u64);
-        app.ctx.db.put_bucket(&id, "b", &[Member { user_id: "u".into(), role: Role::Owner }]).await.unwrap();
+        app.ctx
+            .db
+            .put_bucket(
+                &id,
+                "b",
+                &[Member {
+                    user_id: "u".into(),
+                    role: Role::Owner,
+                }],
+            )
+            .await
+            .unwrap();
         let customer = format!("cus_test_{i}");
         app.ctx.db.link_customer(&id, &customer).await.unwrap();
         out.push((id, customer));
@@ -73,20 +100,37 @@ async fn honours_retry_after(b: Backend) {
     // First answer: 429 with Retry-After: 2; then the customer.
     Mock::given(method("GET"))
         .and(path(format!("/v1/customers/{customer}")))
-        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "2").set_body_json(json!({"error": {"type": "rate_limit_error", "message": "slow down"}})))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("Retry-After", "2")
+                .set_body_json(
+                    json!({"error": {"type": "rate_limit_error", "message": "slow down"}}),
+                ),
+        )
         .up_to_n_times(1)
         .mount(&server)
         .await;
     let customers = Customers::default();
-    Mock::given(method("GET")).and(path_regex(r"^/v1/customers/[^/]+$")).respond_with(customers.clone()).mount(&server).await;
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/v1/customers/[^/]+$"))
+        .respond_with(customers.clone())
+        .mount(&server)
+        .await;
     mount_lists(&server).await;
 
     let started = Instant::now();
-    let drift = reconcile::bucket(&app.ctx.db, &stripe(&server.uri(), 0, 3), &app.ctx.db.buckets_with_customer().await.unwrap()[0].0)
-        .await
-        .expect("reconcile succeeds after the 429");
+    let drift = reconcile::bucket(
+        &app.ctx.db,
+        &stripe(&server.uri(), 0, 3),
+        &app.ctx.db.buckets_with_customer().await.unwrap()[0].0,
+    )
+    .await
+    .expect("reconcile succeeds after the 429");
     let retried_at = customers.seen.lock().unwrap()[0].0;
-    assert!(retried_at.duration_since(started) >= Duration::from_secs(2), "the retry came before Retry-After elapsed");
+    assert!(
+        retried_at.duration_since(started) >= Duration::from_secs(2),
+        "the retry came before Retry-After elapsed"
+    );
     assert_eq!(drift.get(paysync::store::Kind::Customer), 1);
 }
 
@@ -95,30 +139,57 @@ async fn budget_caps_the_request_rate(b: Backend) {
     let server = MockServer::start().await;
     buckets(&app, 6).await;
     let customers = Customers::default();
-    Mock::given(method("GET")).and(path_regex(r"^/v1/customers/[^/]+$")).respond_with(customers.clone()).mount(&server).await;
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/v1/customers/[^/]+$"))
+        .respond_with(customers.clone())
+        .mount(&server)
+        .await;
     // Count every request, lists included, with its time.
     let all = Customers::default();
-    for p in ["/v1/payment_methods", "/v1/subscriptions", "/v1/invoices", "/v1/charges"] {
+    for p in [
+        "/v1/payment_methods",
+        "/v1/subscriptions",
+        "/v1/invoices",
+        "/v1/charges",
+    ] {
         let all = all.clone();
         Mock::given(method("GET"))
             .and(path(p))
             .respond_with(move |req: &Request| {
-                all.seen.lock().unwrap().push((Instant::now(), req.url.path().to_string()));
+                all.seen
+                    .lock()
+                    .unwrap()
+                    .push((Instant::now(), req.url.path().to_string()));
                 empty_list()
             })
             .mount(&server)
             .await;
     }
     let rps = 5;
-    reconcile::full(&app.ctx.db, &stripe(&server.uri(), rps, 1), &|_, _, _| {}).await.unwrap();
-    let mut times: Vec<Instant> = customers.seen.lock().unwrap().iter().chain(all.seen.lock().unwrap().iter()).map(|(t, _)| *t).collect();
+    reconcile::full(&app.ctx.db, &stripe(&server.uri(), rps, 1), &|_, _, _| {})
+        .await
+        .unwrap();
+    let mut times: Vec<Instant> = customers
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .chain(all.seen.lock().unwrap().iter())
+        .map(|(t, _)| *t)
+        .collect();
     times.sort();
     assert_eq!(times.len(), 30, "6 buckets x (customer + 4 lists)");
     // After the initial burst (at most `rps`), no one-second window holds more than `rps` requests.
     let steady = &times[rps as usize..];
     for (i, t) in steady.iter().enumerate() {
-        let in_window = steady[i..].iter().take_while(|u| u.duration_since(*t) < Duration::from_millis(950)).count();
-        assert!(in_window <= rps as usize + 1, "{in_window} requests within one second at a budget of {rps}/s");
+        let in_window = steady[i..]
+            .iter()
+            .take_while(|u| u.duration_since(*t) < Duration::from_millis(950))
+            .count();
+        assert!(
+            in_window <= rps as usize + 1,
+            "{in_window} requests within one second at a budget of {rps}/s"
+        );
     }
 }
 
@@ -129,28 +200,71 @@ async fn interrupted_full_run_resumes(b: Backend) {
     // The second bucket's customer fails once: the run stops after the first bucket.
     Mock::given(method("GET"))
         .and(path(format!("/v1/customers/{}", linked[1].1)))
-        .respond_with(ResponseTemplate::new(500).set_body_json(json!({"error": {"type": "api_error", "message": "boom"}})))
+        .respond_with(
+            ResponseTemplate::new(500)
+                .set_body_json(json!({"error": {"type": "api_error", "message": "boom"}})),
+        )
         .up_to_n_times(1)
         .mount(&server)
         .await;
     let customers = Customers::default();
-    Mock::given(method("GET")).and(path_regex(r"^/v1/customers/[^/]+$")).respond_with(customers.clone()).mount(&server).await;
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/v1/customers/[^/]+$"))
+        .respond_with(customers.clone())
+        .mount(&server)
+        .await;
     mount_lists(&server).await;
     let s = stripe(&server.uri(), 0, 1);
 
-    assert!(reconcile::full(&app.ctx.db, &s, &|_, _, _| {}).await.is_err(), "the 500 interrupts the run");
-    let first: Vec<String> = customers.seen.lock().unwrap().iter().map(|(_, c)| c.clone()).collect();
+    assert!(
+        reconcile::full(&app.ctx.db, &s, &|_, _, _| {})
+            .await
+            .is_err(),
+        "the 500 interrupts the run"
+    );
+    let first: Vec<String> = customers
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, c)| c.clone())
+        .collect();
     assert_eq!(first, vec![linked[0].1.clone()]);
 
-    let report = reconcile::full(&app.ctx.db, &s, &|_, _, _| {}).await.expect("second run finishes");
+    let report = reconcile::full(&app.ctx.db, &s, &|_, _, _| {})
+        .await
+        .expect("second run finishes");
     assert_eq!(report.resumed_after.as_deref(), Some(linked[0].0.as_str()));
     assert_eq!(report.buckets, 2);
-    let all: Vec<String> = customers.seen.lock().unwrap().iter().map(|(_, c)| c.clone()).collect();
-    assert_eq!(all, vec![linked[0].1.clone(), linked[1].1.clone(), linked[2].1.clone()], "bucket 1 is not fetched again");
+    let all: Vec<String> = customers
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, c)| c.clone())
+        .collect();
+    assert_eq!(
+        all,
+        vec![
+            linked[0].1.clone(),
+            linked[1].1.clone(),
+            linked[2].1.clone()
+        ],
+        "bucket 1 is not fetched again"
+    );
 
     // A finished run starts from the beginning next time.
-    let again = reconcile::full(&app.ctx.db, &s, &|_, _, _| {}).await.unwrap();
-    assert_eq!((again.resumed_after, again.buckets, again.drift.total()), (None, 3, 0));
+    let again = reconcile::full(&app.ctx.db, &s, &|_, _, _| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.resumed_after, again.buckets, again.drift.total()),
+        (None, 3, 0)
+    );
 }
 
-both!(honours_retry_after, budget_caps_the_request_rate, interrupted_full_run_resumes);
+both!(
+    honours_retry_after,
+    budget_caps_the_request_rate,
+    interrupted_full_run_resumes
+);

@@ -31,7 +31,12 @@ pub async fn card_token(number: &str) -> String {
     let t = stripe(
         reqwest::Method::POST,
         "/tokens",
-        &[("card[number]", number), ("card[exp_month]", "12"), ("card[exp_year]", "2030"), ("card[cvc]", "123")],
+        &[
+            ("card[number]", number),
+            ("card[exp_month]", "12"),
+            ("card[exp_year]", "2030"),
+            ("card[cvc]", "123"),
+        ],
     )
     .await;
     id(&t)
@@ -39,14 +44,24 @@ pub async fn card_token(number: &str) -> String {
 
 /// A customer made in Stripe for a bucket (`metadata.bucket_id`), as another tool would.
 pub async fn customer_for(bucket: &str) -> String {
-    let c = stripe(reqwest::Method::POST, "/customers", &[("metadata[bucket_id]", bucket), ("name", "made in stripe")]).await;
+    let c = stripe(
+        reqwest::Method::POST,
+        "/customers",
+        &[("metadata[bucket_id]", bucket), ("name", "made in stripe")],
+    )
+    .await;
     id(&c)
 }
 
 /// Make sure a plan with this id exists (products and plans survive between tests).
 pub async fn ensure_plan(plan: &str, amount: &str) {
     let url = format!("{}/v1/plans/{plan}", localstripe_url());
-    let found = reqwest::Client::new().get(url).basic_auth("sk_test_paysync", Some("")).send().await.expect("localstripe");
+    let found = reqwest::Client::new()
+        .get(url)
+        .basic_auth("sk_test_paysync", Some(""))
+        .send()
+        .await
+        .expect("localstripe");
     if found.status().is_success() {
         return;
     }
@@ -60,10 +75,19 @@ pub async fn ensure_plan(plan: &str, amount: &str) {
     let resp = reqwest::Client::new()
         .post(format!("{}/v1/plans", localstripe_url()))
         .basic_auth("sk_test_paysync", Some(""))
-        .form(&[("id", plan), ("amount", amount), ("currency", "usd"), ("interval", "month"), ("product", product.as_str())])
+        .form(&[
+            ("id", plan),
+            ("amount", amount),
+            ("currency", "usd"),
+            ("interval", "month"),
+            ("product", product.as_str()),
+        ])
         .send()
         .await
         .expect("localstripe");
     // Another test may have created it meanwhile.
-    assert!(resp.status().is_success() || resp.status().as_u16() == 400, "create plan {plan}");
+    assert!(
+        resp.status().is_success() || resp.status().as_u16() == 400,
+        "create plan {plan}"
+    );
 }

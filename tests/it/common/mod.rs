@@ -48,7 +48,8 @@ macro_rules! both {
 
 /// The Postgres server tests create their databases on.
 pub fn pg_admin_url() -> String {
-    std::env::var("PAYSYNC_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("PAYSYNC_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 /// The localstripe started by `scripts/test`.
@@ -72,21 +73,46 @@ impl TestDb {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("tempdir");
                 let path: PathBuf = dir.path().join("paysync.db");
-                TestDb { url: format!("sqlite://{}", path.display()), backend, name, _dir: Some(dir) }
+                TestDb {
+                    url: format!("sqlite://{}", path.display()),
+                    backend,
+                    name,
+                    _dir: Some(dir),
+                }
             }
             Backend::Postgres => {
                 sqlx::any::install_default_drivers();
                 let admin = pg_admin_url();
                 let mut conn = sqlx::AnyConnection::connect(&admin)
                     .await
-                    .unwrap_or_else(|e| panic!("Postgres at {admin} is not reachable ({e}): scripts/test starts it"));
+                    .unwrap_or_else(|e| {
+                        panic!("Postgres at {admin} is not reachable ({e}): scripts/test starts it")
+                    });
                 sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                     .execute(&mut conn)
                     .await
                     .expect("create test database");
-                let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin.clone());
-                TestDb { url: format!("{base}/{name}"), backend, name, _dir: None }
+                let base = admin
+                    .rsplit_once('/')
+                    .map(|(b, _)| b.to_string())
+                    .unwrap_or(admin.clone());
+                TestDb {
+                    url: format!("{base}/{name}"),
+                    backend,
+                    name,
+                    _dir: None,
+                }
             }
+        }
+    }
+
+    /// The same database, for a second server (the first one keeps owning the files).
+    pub fn alias(&self) -> TestDb {
+        TestDb {
+            url: self.url.clone(),
+            backend: self.backend,
+            name: self.name.clone(),
+            _dir: None,
         }
     }
 
@@ -100,11 +126,16 @@ impl TestDb {
                 }
             }
             Backend::Postgres => {
-                let mut conn = sqlx::AnyConnection::connect(&pg_admin_url()).await.expect("pg admin");
-                sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {} WITH (FORCE)", self.name)))
-                    .execute(&mut conn)
+                let mut conn = sqlx::AnyConnection::connect(&pg_admin_url())
                     .await
-                    .expect("drop test database");
+                    .expect("pg admin");
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE {} WITH (FORCE)",
+                    self.name
+                )))
+                .execute(&mut conn)
+                .await
+                .expect("drop test database");
             }
         }
     }
@@ -162,7 +193,10 @@ pub fn settings(bind: std::net::SocketAddr, db: &TestDb, opts: &Options) -> Sett
         database_url: db.url.clone(),
         stripe: StripeSettings {
             secret_key: "sk_test_paysync".into(),
-            api_base: opts.stripe_base.clone().unwrap_or_else(localstripe_url_or_unused),
+            api_base: opts
+                .stripe_base
+                .clone()
+                .unwrap_or_else(localstripe_url_or_unused),
             timeout: opts.stripe_timeout,
             max_attempts: opts.stripe_max_attempts,
             rps: opts.stripe_rps,
@@ -173,8 +207,11 @@ pub fn settings(bind: std::net::SocketAddr, db: &TestDb, opts: &Options) -> Sett
         admin_token: opts.admin_token.clone(),
         public_url: format!("http://{bind}"),
         jwt: JwtKeys::hs256(JWT_SECRET).expect("jwt"),
-        catalog: Catalog::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/plans.toml")))
-            .expect("catalog"),
+        catalog: Catalog::load(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/plans.toml"
+        )))
+        .expect("catalog"),
         max_body: opts.max_body,
         trial_cron: "0 * * * * *".into(),
         catchup_cron: "30 * * * * *".into(),
@@ -199,8 +236,13 @@ impl TestApp {
 
     /// Start a server on an existing test database.
     pub async fn start_on(db: TestDb, opts: Options) -> TestApp {
-        let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.expect("bind");
-        let addr = *acceptor.local_addr()[0].as_socket_addr().expect("socket addr");
+        let acceptor = TcpListener::bind("127.0.0.1:0")
+            .into_acceptor()
+            .await
+            .expect("bind");
+        let addr = *acceptor.local_addr()[0]
+            .as_socket_addr()
+            .expect("socket addr");
         let cfg = settings(addr, &db, &opts);
         let store = Db::open(&db.url).await.expect("open database");
         let ctx = ApiContext::new(store, cfg).expect("context");
@@ -209,7 +251,13 @@ impl TestApp {
         let worker = opts.worker.then(|| ctx.start_worker());
         tokio::spawn(async move {
             let _ = poem::Server::new_with_acceptor(acceptor)
-                .run_with_graceful_shutdown(endpoint, async { let _ = rx.await; }, Some(Duration::from_secs(1)))
+                .run_with_graceful_shutdown(
+                    endpoint,
+                    async {
+                        let _ = rx.await;
+                    },
+                    Some(Duration::from_secs(1)),
+                )
                 .await;
         });
         TestApp {
@@ -262,7 +310,10 @@ impl TestApp {
     }
 
     pub fn token(&self, user: &str) -> String {
-        JwtKeys::hs256(JWT_SECRET).expect("jwt").mint(user, Duration::from_secs(3600)).expect("mint")
+        JwtKeys::hs256(JWT_SECRET)
+            .expect("jwt")
+            .mint(user, Duration::from_secs(3600))
+            .expect("mint")
     }
 
     /// A new bucket owned by `owner`.
@@ -270,27 +321,48 @@ impl TestApp {
         let id = new_id();
         self.ctx
             .db
-            .put_bucket(&id, &format!("bucket of {owner}"), &[Member { user_id: owner.into(), role: Role::Owner }])
+            .put_bucket(
+                &id,
+                &format!("bucket of {owner}"),
+                &[Member {
+                    user_id: owner.into(),
+                    role: Role::Owner,
+                }],
+            )
             .await
             .expect("create bucket");
         id
     }
 
     pub async fn add_member(&self, bucket: &str, user: &str, role: Role) {
-        assert!(self.ctx.db.set_member(bucket, user, role).await.expect("add member"));
+        assert!(
+            self.ctx
+                .db
+                .set_member(bucket, user, role)
+                .await
+                .expect("add member")
+        );
     }
 
     pub fn get(&self, path: &str, user: &str) -> reqwest::RequestBuilder {
-        self.http.get(format!("{}{path}", self.url)).bearer_auth(self.token(user))
+        self.http
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(self.token(user))
     }
     pub fn post(&self, path: &str, user: &str) -> reqwest::RequestBuilder {
-        self.http.post(format!("{}{path}", self.url)).bearer_auth(self.token(user))
+        self.http
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(self.token(user))
     }
     pub fn put(&self, path: &str, user: &str) -> reqwest::RequestBuilder {
-        self.http.put(format!("{}{path}", self.url)).bearer_auth(self.token(user))
+        self.http
+            .put(format!("{}{path}", self.url))
+            .bearer_auth(self.token(user))
     }
     pub fn delete(&self, path: &str, user: &str) -> reqwest::RequestBuilder {
-        self.http.delete(format!("{}{path}", self.url)).bearer_auth(self.token(user))
+        self.http
+            .delete(format!("{}{path}", self.url))
+            .bearer_auth(self.token(user))
     }
     /// A request without credentials.
     pub fn anon(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
@@ -327,5 +399,9 @@ pub async fn call(req: reqwest::RequestBuilder) -> (u16, Value) {
 pub fn assert_error(got: &(u16, Value), status: u16, code: &str) {
     assert_eq!(got.0, status, "status of {:?}", got.1);
     assert_eq!(got.1["error"]["code"], code, "error code in {:?}", got.1);
-    assert!(got.1["error"]["message"].is_string(), "error message in {:?}", got.1);
+    assert!(
+        got.1["error"]["message"].is_string(),
+        "error message in {:?}",
+        got.1
+    );
 }
