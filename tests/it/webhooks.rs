@@ -106,6 +106,10 @@ async fn localstripe_deliveries_reach_the_cache(b: Backend) {
         .await
     );
 
+    let (status, metadata) = call(app.get(&format!("/api/bucket/{bucket}/payment"), "alice")).await;
+    assert_eq!(status, 200, "{metadata}");
+    assert!(metadata.to_string().contains("Acme"), "fetchMetadata shows the dashboard change: {metadata}");
+
     // A card attached: customer.source.created.
     let token = card_token("4242424242424242").await;
     let card_id = id(&stripe(Method::POST, &format!("/customers/{customer}/sources"), &[("source", &token)]).await);
@@ -114,6 +118,10 @@ async fn localstripe_deliveries_reach_the_cache(b: Backend) {
         "customer.source.created",
         async { db.bucket_object(Kind::Source, &bucket, &card_id).await.unwrap().map(|_| ()) }.await
     );
+
+    let (status, cards) = call(app.get(&format!("/api/bucket/{bucket}/payment/cards"), "alice")).await;
+    assert_eq!(status, 200, "{cards}");
+    assert_eq!(cards["data"][0]["id"], card_id.as_str(), "fetchCreditCards shows the card: {cards}");
 
     // A subscription: the bucket gets its plan, its first invoice is paid.
     let sub = id(&stripe(
