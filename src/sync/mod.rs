@@ -6,6 +6,7 @@
 //! - `worker`: applies inbox events (claims, retries with backoff, dead events)
 //! - `events_cli`: `paysync events list|replay`
 //! - `jobs`: scheduled jobs of a running server
+//! - `subscriptions`: refresh a subscription and its latest payment after a write
 
 pub mod apply;
 pub mod catchup;
@@ -16,4 +17,5 @@ pub mod leader;
 pub mod progress;
 pub mod reconcile;
 pub mod signature;
+pub mod subscriptions;
 pub mod worker;

@@ -12,3 +12,5 @@ mod reconcile;
 mod reconcile_wiremock;
 mod stripe_direct;
 mod webhooks;
+mod subscriptions;
+mod subscriptions_wiremock;

@@ -185,6 +185,9 @@ async fn localstripe_deliveries_reach_the_cache(b: Backend) {
         }
         .await
     );
+    let (status, state) = call(app.get(&format!("/api/bucket/{bucket}/payment/subscription/state"), "alice")).await;
+    assert_eq!(status, 200, "{state}");
+    assert_eq!(state["status"], "canceled", "getSubcriptionState: {state}");
     let (_, view) = call(app.get(&format!("/api/bucket/{bucket}"), "alice")).await;
     assert_eq!(view["plan"], "free", "{view}");
     assert_eq!(view["subscription"]["status"], "canceled", "{view}");
