@@ -16,6 +16,7 @@ pub mod observe;
 pub mod subscription;
 pub mod text;
 pub mod trial;
+pub mod webhook;
 pub mod write;
 
 use poem_openapi::{OpenApiService, Tags};
