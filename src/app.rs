@@ -28,12 +28,21 @@ pub struct ApiContext {
 impl ApiContext {
     pub fn new(db: Db, cfg: Settings) -> anyhow::Result<Self> {
         let stripe = Stripe::new(&cfg.stripe)?;
-        Ok(ApiContext { db, cfg: Arc::new(cfg), stripe, wake: Arc::new(Notify::new()) })
+        Ok(ApiContext {
+            db,
+            cfg: Arc::new(cfg),
+            stripe,
+            wake: Arc::new(Notify::new()),
+        })
     }
 
     /// What the apply worker needs.
     pub fn applier(&self) -> Applier {
-        Applier { db: self.db.clone(), stripe: self.stripe.clone(), sync: self.cfg.sync.clone() }
+        Applier {
+            db: self.db.clone(),
+            stripe: self.stripe.clone(),
+            sync: self.cfg.sync.clone(),
+        }
     }
 
     /// Start the apply worker of this process (woken by `wake`).

@@ -76,7 +76,11 @@ pub struct StripeArgs {
 #[derive(Args, Debug, Clone)]
 pub struct SyncArgs {
     /// Attempts to apply an event before it is parked as dead (`paysync events replay` revives it).
-    #[arg(long = "event-max-attempts", env = "PAYSYNC_EVENT_MAX_ATTEMPTS", default_value_t = 8)]
+    #[arg(
+        long = "event-max-attempts",
+        env = "PAYSYNC_EVENT_MAX_ATTEMPTS",
+        default_value_t = 8
+    )]
     pub event_max_attempts: u32,
     /// Wait before the first retry of a failed event; it doubles on every further failure (capped at 1h).
     #[arg(long = "event-backoff", env = "PAYSYNC_EVENT_BACKOFF", default_value = "5s", value_parser = humantime::parse_duration)]
@@ -128,7 +132,12 @@ impl SyncArgs {
             bail!("PAYSYNC_EVENT_POLL: must be at least 10ms");
         }
         let mut refetch = Vec::new();
-        for name in self.refetch.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        for name in self
+            .refetch
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+        {
             let kind = crate::store::Kind::parse(name).with_context(|| {
                 format!("PAYSYNC_REFETCH: unknown kind {name:?} (customer, source, subscription, invoice, charge, payment_intent)")
             })?;

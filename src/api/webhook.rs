@@ -48,7 +48,10 @@ async fn receive(ctx: &ApiContext, req: &Request, body: Body) -> Response {
             "no webhook secret is configured",
         );
     }
-    let header = req.headers().get("stripe-signature").map(|v| v.to_str().unwrap_or("\u{0}"));
+    let header = req
+        .headers()
+        .get("stripe-signature")
+        .map(|v| v.to_str().unwrap_or("\u{0}"));
     let tolerance = ctx.cfg.webhook_tolerance.as_secs() as i64;
     if let Err(e) = signature::verify(header, &bytes, &ctx.cfg.webhook_secrets, tolerance, now()) {
         metrics::counter!("paysync_webhook_refused_total", "reason" => e.code()).increment(1);
@@ -62,16 +65,30 @@ async fn receive(ctx: &ApiContext, req: &Request, body: Body) -> Response {
         return refuse("not_an_event", "body is not JSON");
     };
     let Some(event) = Event::parse(&value) else {
-        return refuse("not_an_event", "body is not a Stripe event (id, type, created, data.object)");
+        return refuse(
+            "not_an_event",
+            "body is not a Stripe event (id, type, created, data.object)",
+        );
     };
-    let new = NewEvent { id: event.id, r#type: event.r#type, created: event.created, body: text, source: "webhook" };
+    let new = NewEvent {
+        id: event.id,
+        r#type: event.r#type,
+        created: event.created,
+        body: text,
+        source: "webhook",
+    };
     match ctx.db.insert_event(&new).await {
         Ok(inserted) => {
             if inserted {
                 ctx.wake.notify_one();
             }
             metrics::counter!("paysync_webhook_received_total", "duplicate" => (!inserted).to_string()).increment(1);
-            tracing::debug!(event = event.id, r#type = event.r#type, duplicate = !inserted, "webhook stored");
+            tracing::debug!(
+                event = event.id,
+                r#type = event.r#type,
+                duplicate = !inserted,
+                "webhook stored"
+            );
             Response::builder()
                 .status(StatusCode::OK)
                 .content_type("application/json; charset=utf-8")

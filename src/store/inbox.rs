@@ -115,11 +115,20 @@ impl Db {
     /// `token` for `lease_secs`; the claimed events, oldest first. An event
     /// claimed by another worker whose lease has not run out is skipped, so
     /// replicas sharing the database never work on the same event at once.
-    pub async fn claim_events(&self, token: &str, lease_secs: i64, limit: i64) -> sqlx::Result<Vec<InboxEvent>> {
+    pub async fn claim_events(
+        &self,
+        token: &str,
+        lease_secs: i64,
+        limit: i64,
+    ) -> sqlx::Result<Vec<InboxEvent>> {
         let t = now();
         // Postgres: concurrent claimers skip each other's rows instead of queueing behind them.
         // SQLite: one writer at a time, so the update is already exclusive.
-        let skip_locked = if self.backend == super::Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+        let skip_locked = if self.backend == super::Backend::Postgres {
+            " FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        };
         let rows = sqlx::query(AssertSqlSafe(format!(
             "UPDATE stripe_events SET claimed_by = $1, claimed_until = $2 \
              WHERE id IN (SELECT id FROM stripe_events \
@@ -134,7 +143,10 @@ impl Db {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        let mut events = rows.iter().map(event_from_row).collect::<sqlx::Result<Vec<_>>>()?;
+        let mut events = rows
+            .iter()
+            .map(event_from_row)
+            .collect::<sqlx::Result<Vec<_>>>()?;
         events.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
         Ok(events)
     }

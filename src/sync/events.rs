@@ -67,7 +67,13 @@ pub fn mirrored(ty: &str) -> bool {
 /// (`customer.subscription.deleted` is not one: the subscription stays, `canceled`,
 /// as the bucket's past subscription.)
 fn removes(ty: &str) -> bool {
-    matches!(ty, "customer.deleted" | "customer.source.deleted" | "payment_method.detached" | "invoice.deleted")
+    matches!(
+        ty,
+        "customer.deleted"
+            | "customer.source.deleted"
+            | "payment_method.detached"
+            | "invoice.deleted"
+    )
 }
 
 /// The parts of an event body the apply needs; None when it is not a Stripe event.
@@ -85,7 +91,12 @@ impl<'a> Event<'a> {
         let r#type = json::str(body, "type").filter(|s| !s.is_empty())?;
         let created = json::int(body, "created")?;
         let object = body.pointer("/data/object").filter(|o| o.is_object())?;
-        Some(Event { id, r#type, created, object })
+        Some(Event {
+            id,
+            r#type,
+            created,
+            object,
+        })
     }
 }
 
@@ -103,28 +114,44 @@ pub enum Applied {
 }
 
 /// Apply one event body (as stored in the inbox).
-pub async fn apply_body(db: &Db, stripe: &Stripe, sync: &SyncSettings, body: &str) -> anyhow::Result<Applied> {
-    let value: Value = serde_json::from_str(body).map_err(|e| anyhow::anyhow!("event body is not JSON: {e}"))?;
-    let event =
-        Event::parse(&value).ok_or_else(|| anyhow::anyhow!("not a Stripe event (id, type, created, data.object)"))?;
+pub async fn apply_body(
+    db: &Db,
+    stripe: &Stripe,
+    sync: &SyncSettings,
+    body: &str,
+) -> anyhow::Result<Applied> {
+    let value: Value =
+        serde_json::from_str(body).map_err(|e| anyhow::anyhow!("event body is not JSON: {e}"))?;
+    let event = Event::parse(&value)
+        .ok_or_else(|| anyhow::anyhow!("not a Stripe event (id, type, created, data.object)"))?;
     apply_event(db, stripe, sync, &event).await
 }
 
-pub async fn apply_event(db: &Db, stripe: &Stripe, sync: &SyncSettings, e: &Event<'_>) -> anyhow::Result<Applied> {
+pub async fn apply_event(
+    db: &Db,
+    stripe: &Stripe,
+    sync: &SyncSettings,
+    e: &Event<'_>,
+) -> anyhow::Result<Applied> {
     if !mirrored(e.r#type) {
         return Ok(Applied::NotMirrored);
     }
     let Some(kind) = apply::kind_of(e.object) else {
         return Ok(Applied::Ignored);
     };
-    let wm = Watermark { created: e.created, event: e.id.to_string() };
+    let wm = Watermark {
+        created: e.created,
+        event: e.id.to_string(),
+    };
     let deleted = removes(e.r#type);
     if sync.refetch.contains(&kind) && !deleted {
         return refetch(db, stripe, e.object, &wm).await;
     }
     let applied = match apply::store(db, e.object, &wm, deleted, false).await? {
         Stored::Ignored => Applied::Ignored,
-        Stored::Outcome(WriteOutcome::Tie) => resolve_tie(db, stripe, kind, e.object, &wm, deleted).await?,
+        Stored::Outcome(WriteOutcome::Tie) => {
+            resolve_tie(db, stripe, kind, e.object, &wm, deleted).await?
+        }
         Stored::Outcome(o) => Applied::Stored(o),
     };
     if e.r#type == "customer.deleted" && applied != Applied::Ignored {
@@ -136,8 +163,15 @@ pub async fn apply_event(db: &Db, stripe: &Stripe, sync: &SyncSettings, e: &Even
 /// Stripe deletes a deleted customer's cards and bank accounts without an
 /// event of their own: tombstone them, so no read route shows them again.
 async fn forget_payment_methods(db: &Db, customer: &Value, wm: &Watermark) -> anyhow::Result<()> {
-    let Some(id) = json::str(customer, "id") else { return Ok(()) };
-    for row in db.customer_objects(Kind::Source, id).await?.into_iter().filter(|r| !r.deleted) {
+    let Some(id) = json::str(customer, "id") else {
+        return Ok(());
+    };
+    for row in db
+        .customer_objects(Kind::Source, id)
+        .await?
+        .into_iter()
+        .filter(|r| !r.deleted)
+    {
         apply::store(db, &row.data, wm, true, true).await?;
     }
     Ok(())
@@ -160,8 +194,12 @@ async fn resolve_tie(
     let id = json::str(obj, "id").unwrap_or_default();
     if let Some(row) = db.object(kind, id).await? {
         match (version(&row.data), version(obj)) {
-            (Some(have), Some(got)) if got > have => return Ok(stored(apply::store(db, obj, wm, false, true).await?)),
-            (Some(have), Some(got)) if got < have => return Ok(Applied::Stored(WriteOutcome::Stale)),
+            (Some(have), Some(got)) if got > have => {
+                return Ok(stored(apply::store(db, obj, wm, false, true).await?));
+            }
+            (Some(have), Some(got)) if got < have => {
+                return Ok(Applied::Stored(WriteOutcome::Stale));
+            }
             _ => {}
         }
     }
@@ -179,10 +217,20 @@ fn stored(s: Stored) -> Applied {
 /// forward: the latest of its status-transition and end times. None when the
 /// object has none of them (then only Stripe can tell two versions apart).
 pub fn version(obj: &Value) -> Option<i64> {
-    let mut times: Vec<i64> = ["canceled_at", "ended_at", "updated"].iter().filter_map(|k| json::int(obj, k)).collect();
+    let mut times: Vec<i64> = ["canceled_at", "ended_at", "updated"]
+        .iter()
+        .filter_map(|k| json::int(obj, k))
+        .collect();
     if let Some(st) = obj.get("status_transitions") {
         times.extend(
-            ["finalized_at", "paid_at", "voided_at", "marked_uncollectible_at"].iter().filter_map(|k| json::int(st, k)),
+            [
+                "finalized_at",
+                "paid_at",
+                "voided_at",
+                "marked_uncollectible_at",
+            ]
+            .iter()
+            .filter_map(|k| json::int(st, k)),
         );
     }
     times.into_iter().max()
@@ -190,8 +238,12 @@ pub fn version(obj: &Value) -> Option<i64> {
 
 /// Fetch the object from Stripe and store that answer (a 404 stores a tombstone).
 async fn refetch(db: &Db, stripe: &Stripe, obj: &Value, wm: &Watermark) -> anyhow::Result<Applied> {
-    let path = retrieve_path(obj).ok_or_else(|| anyhow::anyhow!("cannot tell how to fetch this object from Stripe"))?;
-    let fetched = match stripe.execute(RequestBuilder::new(StripeMethod::Get, path), None).await {
+    let path = retrieve_path(obj)
+        .ok_or_else(|| anyhow::anyhow!("cannot tell how to fetch this object from Stripe"))?;
+    let fetched = match stripe
+        .execute(RequestBuilder::new(StripeMethod::Get, path), None)
+        .await
+    {
         Ok(v) => v,
         Err(e) if e.is_not_found() => {
             let outcome = match apply::store(db, obj, wm, true, true).await? {
@@ -204,9 +256,13 @@ async fn refetch(db: &Db, stripe: &Stripe, obj: &Value, wm: &Watermark) -> anyho
     };
     let deleted = json::bool(&fetched, "deleted").unwrap_or(false);
     // A detached PaymentMethod comes back without a customer: it is gone for the bucket.
-    let detached = json::str(&fetched, "object") == Some("payment_method") && json::id(&fetched, "customer").is_none();
-    let (to_store, gone) =
-        if deleted && apply::kind_of(&fetched).is_none() { (obj, true) } else { (&fetched, deleted || detached) };
+    let detached = json::str(&fetched, "object") == Some("payment_method")
+        && json::id(&fetched, "customer").is_none();
+    let (to_store, gone) = if deleted && apply::kind_of(&fetched).is_none() {
+        (obj, true)
+    } else {
+        (&fetched, deleted || detached)
+    };
     match apply::store(db, to_store, wm, gone, true).await? {
         Stored::Ignored => Ok(Applied::Ignored),
         Stored::Outcome(o) => Ok(Applied::Refetched(o)),
@@ -218,7 +274,9 @@ fn retrieve_path(obj: &Value) -> Option<String> {
     let id = json::str(obj, "id")?;
     let path = match json::str(obj, "object")? {
         "customer" => format!("/customers/{id}"),
-        "card" | "bank_account" => format!("/customers/{}/sources/{id}", json::id(obj, "customer")?),
+        "card" | "bank_account" => {
+            format!("/customers/{}/sources/{id}", json::id(obj, "customer")?)
+        }
         "source" => format!("/sources/{id}"),
         "payment_method" => format!("/payment_methods/{id}"),
         "subscription" => format!("/subscriptions/{id}"),
@@ -237,14 +295,19 @@ mod tests {
 
     #[test]
     fn parses_events_and_versions() {
-        let body =
-            json!({"id": "evt_1", "type": "invoice.paid", "created": "1700000000", "data": {"object": {"id": "in_1"}}});
+        let body = json!({"id": "evt_1", "type": "invoice.paid", "created": "1700000000", "data": {"object": {"id": "in_1"}}});
         let e = Event::parse(&body).unwrap();
-        assert_eq!((e.id, e.r#type, e.created), ("evt_1", "invoice.paid", 1_700_000_000));
+        assert_eq!(
+            (e.id, e.r#type, e.created),
+            ("evt_1", "invoice.paid", 1_700_000_000)
+        );
         assert!(Event::parse(&json!({"id": "evt_1", "type": "x", "created": 1})).is_none());
         let inv = json!({"status_transitions": {"finalized_at": 10, "paid_at": 12}});
         assert_eq!(version(&inv), Some(12));
-        assert_eq!(version(&json!({"status": "active", "canceled_at": null})), None);
+        assert_eq!(
+            version(&json!({"status": "active", "canceled_at": null})),
+            None
+        );
         assert_eq!(
             retrieve_path(&json!({"object": "card", "id": "card_1", "customer": "cus_1"})).unwrap(),
             "/customers/cus_1/sources/card_1"

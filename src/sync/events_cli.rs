@@ -13,7 +13,13 @@ use crate::sync::worker::Applier;
 
 pub async fn run(cmd: EventsCommand) -> anyhow::Result<()> {
     match cmd {
-        EventsCommand::List { failed, dead, pending, limit, db } => {
+        EventsCommand::List {
+            failed,
+            dead,
+            pending,
+            limit,
+            db,
+        } => {
             let state = if dead {
                 "dead"
             } else if pending {
@@ -25,13 +31,25 @@ pub async fn run(cmd: EventsCommand) -> anyhow::Result<()> {
             let db = Db::open(&db.database_url).await?;
             let events = db.events_in_state(state, limit.clamp(1, 100_000)).await?;
             for e in &events {
-                let error = e.last_error.as_deref().unwrap_or("").replace(['\n', '\t'], " ");
-                println!("{}\t{}\t{}\t{}\t{}\t{}", e.id, e.r#type, e.created, e.state, e.attempts, error);
+                let error = e
+                    .last_error
+                    .as_deref()
+                    .unwrap_or("")
+                    .replace(['\n', '\t'], " ");
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    e.id, e.r#type, e.created, e.state, e.attempts, error
+                );
             }
             eprintln!("{} {state} events", events.len());
             Ok(())
         }
-        EventsCommand::Replay { ids, db, stripe, sync } => {
+        EventsCommand::Replay {
+            ids,
+            db,
+            stripe,
+            sync,
+        } => {
             let db = Db::open(&db.database_url).await?;
             let mut requeued = 0;
             let mut refused = Vec::new();
@@ -40,17 +58,26 @@ pub async fn run(cmd: EventsCommand) -> anyhow::Result<()> {
                     requeued += 1;
                 } else {
                     match db.event(id).await? {
-                        Some(e) => refused.push(format!("{id}: {} (only failed or dead events are replayed)", e.state)),
+                        Some(e) => refused.push(format!(
+                            "{id}: {} (only failed or dead events are replayed)",
+                            e.state
+                        )),
                         None => refused.push(format!("{id}: not in the inbox")),
                     }
                 }
             }
             eprintln!("{requeued} events put back in line");
             if stripe.stripe_secret_key.is_some() && requeued > 0 {
-                let applier =
-                    Applier { db: db.clone(), stripe: Stripe::new(&stripe.settings()?)?, sync: sync.settings()? };
+                let applier = Applier {
+                    db: db.clone(),
+                    stripe: Stripe::new(&stripe.settings()?)?,
+                    sync: sync.settings()?,
+                };
                 let done = applier.drain().await?;
-                eprintln!("applied {} events ({} failed again, {} dead)", done.applied, done.failed, done.dead);
+                eprintln!(
+                    "applied {} events ({} failed again, {} dead)",
+                    done.applied, done.failed, done.dead
+                );
             }
             for r in &refused {
                 eprintln!("{r}");

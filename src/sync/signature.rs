@@ -46,7 +46,13 @@ fn parse(header: &str) -> Result<(i64, Vec<Vec<u8>>), SignatureError> {
     for part in header.split(',') {
         let (k, v) = part.trim().split_once('=').ok_or(SignatureError::Garbled)?;
         match k.trim() {
-            "t" if t.is_none() => t = Some(v.trim().parse::<i64>().map_err(|_| SignatureError::Garbled)?),
+            "t" if t.is_none() => {
+                t = Some(
+                    v.trim()
+                        .parse::<i64>()
+                        .map_err(|_| SignatureError::Garbled)?,
+                )
+            }
             "t" => return Err(SignatureError::Garbled),
             // A v1 that is not hex cannot match; another one in the header still may.
             "v1" => v1.extend(hex::decode(v.trim()).ok().filter(|b| b.len() == 32)),
@@ -79,7 +85,10 @@ pub fn verify(
     tolerance_secs: i64,
     now: i64,
 ) -> Result<i64, SignatureError> {
-    let header = header.map(str::trim).filter(|h| !h.is_empty()).ok_or(SignatureError::Missing)?;
+    let header = header
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .ok_or(SignatureError::Missing)?;
     let (t, given) = parse(header)?;
     let mut matched = 0u8;
     for secret in secrets {
@@ -128,25 +137,70 @@ mod tests {
         let good = sign("whsec_new", NOW, body);
         let bad = sign("whsec_other", NOW, body);
         let h = format!("t={NOW},v1={bad},v1={good}");
-        assert_eq!(verify(Some(&h), body, &secrets(&["whsec_old", "whsec_new"]), 300, NOW), Ok(NOW));
-        assert_eq!(verify(Some(&h), body, &secrets(&["whsec_old"]), 300, NOW), Err(SignatureError::NoMatch));
+        assert_eq!(
+            verify(
+                Some(&h),
+                body,
+                &secrets(&["whsec_old", "whsec_new"]),
+                300,
+                NOW
+            ),
+            Ok(NOW)
+        );
+        assert_eq!(
+            verify(Some(&h), body, &secrets(&["whsec_old"]), 300, NOW),
+            Err(SignatureError::NoMatch)
+        );
         let h = format!("t={NOW},v1=nothex,v1={good}");
-        assert_eq!(verify(Some(&h), body, &secrets(&["whsec_new"]), 300, NOW), Ok(NOW));
+        assert_eq!(
+            verify(Some(&h), body, &secrets(&["whsec_new"]), 300, NOW),
+            Ok(NOW)
+        );
     }
 
     #[test]
     fn refuses_garbage_stale_and_tampered() {
         let body = b"{}";
         let s = secrets(&["whsec_a"]);
-        assert_eq!(verify(None, body, &s, 300, NOW), Err(SignatureError::Missing));
-        assert_eq!(verify(Some("garbage"), body, &s, 300, NOW), Err(SignatureError::Garbled));
-        assert_eq!(verify(Some("t=abc,v1=00"), body, &s, 300, NOW), Err(SignatureError::Garbled));
-        assert_eq!(verify(Some(&format!("t={NOW}")), body, &s, 300, NOW), Err(SignatureError::Garbled));
+        assert_eq!(
+            verify(None, body, &s, 300, NOW),
+            Err(SignatureError::Missing)
+        );
+        assert_eq!(
+            verify(Some("garbage"), body, &s, 300, NOW),
+            Err(SignatureError::Garbled)
+        );
+        assert_eq!(
+            verify(Some("t=abc,v1=00"), body, &s, 300, NOW),
+            Err(SignatureError::Garbled)
+        );
+        assert_eq!(
+            verify(Some(&format!("t={NOW}")), body, &s, 300, NOW),
+            Err(SignatureError::Garbled)
+        );
         let old = NOW - 301;
-        assert_eq!(verify(Some(&header("whsec_a", old, body)), body, &s, 300, NOW), Err(SignatureError::TooOld(301)));
+        assert_eq!(
+            verify(Some(&header("whsec_a", old, body)), body, &s, 300, NOW),
+            Err(SignatureError::TooOld(301))
+        );
         let new = NOW + 301;
-        assert_eq!(verify(Some(&header("whsec_a", new, body)), body, &s, 300, NOW), Err(SignatureError::TooNew(301)));
-        assert_eq!(verify(Some(&header("whsec_a", NOW - 300, body)), body, &s, 300, NOW), Ok(NOW - 300));
-        assert_eq!(verify(Some(&header("whsec_a", NOW, body)), b"{ }", &s, 300, NOW), Err(SignatureError::NoMatch));
+        assert_eq!(
+            verify(Some(&header("whsec_a", new, body)), body, &s, 300, NOW),
+            Err(SignatureError::TooNew(301))
+        );
+        assert_eq!(
+            verify(
+                Some(&header("whsec_a", NOW - 300, body)),
+                body,
+                &s,
+                300,
+                NOW
+            ),
+            Ok(NOW - 300)
+        );
+        assert_eq!(
+            verify(Some(&header("whsec_a", NOW, body)), b"{ }", &s, 300, NOW),
+            Err(SignatureError::NoMatch)
+        );
     }
 }

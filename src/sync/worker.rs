@@ -66,7 +66,12 @@ impl Applier {
         }
     }
 
-    async fn process(&self, token: &str, ev: &InboxEvent, done: &mut Drained) -> anyhow::Result<()> {
+    async fn process(
+        &self,
+        token: &str,
+        ev: &InboxEvent,
+        done: &mut Drained,
+    ) -> anyhow::Result<()> {
         let started = Instant::now();
         let result = events::apply_body(&self.db, &self.stripe, &self.sync, &ev.body).await;
         metrics::histogram!("paysync_event_apply_seconds").record(started.elapsed().as_secs_f64());
@@ -74,7 +79,8 @@ impl Applier {
             Ok(applied) => {
                 if self.db.mark_applied(&ev.id, token).await? {
                     done.applied += 1;
-                    metrics::counter!("paysync_events_applied_total", "result" => label(&applied)).increment(1);
+                    metrics::counter!("paysync_events_applied_total", "result" => label(&applied))
+                        .increment(1);
                     tracing::debug!(event = %ev.id, r#type = %ev.r#type, result = label(&applied), "event applied");
                 } else {
                     tracing::warn!(event = %ev.id, "claim on the event ran out while applying it; another worker has it");
@@ -85,7 +91,9 @@ impl Applier {
                 let dead = attempt >= i64::from(self.sync.max_attempts);
                 let next = now() + backoff_secs(self.sync.backoff, attempt) as i64;
                 let error = format!("{e:#}");
-                self.db.mark_failed(&ev.id, token, &error, next, dead).await?;
+                self.db
+                    .mark_failed(&ev.id, token, &error, next, dead)
+                    .await?;
                 if dead {
                     done.dead += 1;
                     metrics::counter!("paysync_events_dead_total").increment(1);

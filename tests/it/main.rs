@@ -11,6 +11,6 @@ mod leader;
 mod reconcile;
 mod reconcile_wiremock;
 mod stripe_direct;
-mod webhooks;
 mod subscriptions;
 mod subscriptions_wiremock;
+mod webhooks;

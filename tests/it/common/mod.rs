@@ -171,7 +171,11 @@ impl Default for Options {
             max_body: 64 * 1024,
             webhook_secrets: vec![WEBHOOK_SECRET.into()],
             webhook_tolerance: Duration::from_secs(300),
-            sync: SyncSettings { poll: Duration::from_millis(500), backoff: Duration::from_secs(1), ..SyncSettings::default() },
+            sync: SyncSettings {
+                poll: Duration::from_millis(500),
+                backoff: Duration::from_secs(1),
+                ..SyncSettings::default()
+            },
             worker: false,
         }
     }
@@ -279,7 +283,11 @@ impl TestApp {
 
     /// Post a webhook delivery signed with `WEBHOOK_SECRET` now.
     pub async fn deliver(&self, body: &str) -> (u16, Value) {
-        let header = paysync::sync::signature::header(WEBHOOK_SECRET, paysync::store::now(), body.as_bytes());
+        let header = paysync::sync::signature::header(
+            WEBHOOK_SECRET,
+            paysync::store::now(),
+            body.as_bytes(),
+        );
         self.deliver_with(body, Some(&header)).await
     }
 
@@ -304,7 +312,10 @@ impl TestApp {
             if left == 0 {
                 return;
             }
-            assert!(std::time::Instant::now() < deadline, "{left} events still unapplied after {secs}s");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{left} events still unapplied after {secs}s"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
