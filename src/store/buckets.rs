@@ -76,7 +76,7 @@ pub fn new_id() -> String {
 impl Db {
     /// Create the bucket, or replace its name and members. Returns true when it was created.
     pub async fn put_bucket(&self, id: &str, name: &str, members: &[Member]) -> sqlx::Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let existed = sqlx::query("SELECT id FROM buckets WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -140,7 +140,7 @@ impl Db {
     /// Delete a bucket and its members and trial. The mirrored Stripe rows stay
     /// (they belong to Stripe's customer) but no longer resolve to a bucket.
     pub async fn delete_bucket(&self, id: &str) -> sqlx::Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM members WHERE bucket_id = $1")
             .bind(id)
             .execute(&mut *tx)

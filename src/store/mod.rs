@@ -128,6 +128,17 @@ impl Db {
         Ok(())
     }
 
+    /// A transaction that will write. On SQLite it takes the write lock up
+    /// front (`BEGIN IMMEDIATE`): a deferred transaction that reads first and
+    /// writes later fails with "database is locked" when another writer got
+    /// in between, instead of waiting its turn (busy_timeout does not apply).
+    pub async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Any>> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
     /// Is the database usable right now? (`/readyz`)
     pub async fn ping(&self) -> anyhow::Result<()> {
         if let Some(path) = &self.sqlite_path
