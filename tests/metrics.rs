@@ -90,6 +90,7 @@ async fn scenario(backend: Backend) {
         backend,
         Options {
             stripe_base: Some(stripe.uri()),
+            worker: true,
             ..Options::default()
         },
     )
@@ -132,7 +133,57 @@ async fn scenario(backend: Backend) {
         .expect("reconcile");
     assert_eq!(report.drift.total(), 1, "{report:?}");
 
+    // Webhooks: two card events of the bucket's customer, one of them twice, and one forged.
+    let card_event = |id: &str, card: &str| {
+        json!({"id": id, "object": "event", "type": "customer.source.created", "created": 1_700_000_100,
+               "livemode": false, "data": {"object": {"id": card, "object": "card", "customer": "cus_metrics_1",
+               "brand": "Visa", "last4": "4242", "exp_month": 12, "exp_year": 2030}}})
+        .to_string()
+    };
+    let (e1, e2) = (
+        card_event("evt_metrics_1", "card_m1"),
+        card_event("evt_metrics_2", "card_m2"),
+    );
+    assert_eq!(app.deliver(&e1).await.0, 200);
+    assert_eq!(app.deliver(&e2).await.0, 200);
+    assert_eq!(app.deliver(&e1).await.0, 200);
+    assert_eq!(app.deliver_with(&e2, Some("t=1,v1=00")).await.0, 400);
+    app.settle(10).await;
+
     let after = scrape(&app).await;
+    let received = |dup: &str| {
+        delta(
+            &before,
+            &after,
+            "paysync_webhook_received_total",
+            &[("type", "customer.source.created"), ("duplicate", dup)],
+        )
+    };
+    assert_eq!(received("false"), 2.0);
+    assert_eq!(received("true"), 1.0);
+    assert_eq!(
+        delta(&before, &after, "paysync_webhook_refused_total", &[]),
+        1.0
+    );
+    assert_eq!(
+        delta(
+            &before,
+            &after,
+            "paysync_events_applied_total",
+            &[("type", "customer.source.created")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        delta(
+            &before,
+            &after,
+            "paysync_event_apply_lag_seconds_count",
+            &[]
+        ),
+        2.0
+    );
+    assert_eq!(value(&after, "paysync_inbox_depth", &[]), 0.0);
     let http = |status: &str| {
         delta(
             &before,

@@ -82,7 +82,8 @@ async fn receive(ctx: &ApiContext, req: &Request, body: Body) -> Response {
             if inserted {
                 ctx.wake.notify_one();
             }
-            metrics::counter!("paysync_webhook_received_total", "duplicate" => (!inserted).to_string()).increment(1);
+            metrics::counter!("paysync_webhook_received_total", "type" => event.r#type.to_string(), "duplicate" => (!inserted).to_string())
+                .increment(1);
             tracing::debug!(
                 event = event.id,
                 r#type = event.r#type,

@@ -79,8 +79,11 @@ impl Applier {
             Ok(applied) => {
                 if self.db.mark_applied(&ev.id, token).await? {
                     done.applied += 1;
-                    metrics::counter!("paysync_events_applied_total", "result" => label(&applied))
+                    metrics::counter!("paysync_events_applied_total", "type" => ev.r#type.clone(), "result" => label(&applied))
                         .increment(1);
+                    // From receipt (webhook or catch-up) to applied, in whole seconds (received_at is stored in seconds).
+                    metrics::histogram!("paysync_event_apply_lag_seconds")
+                        .record((crate::store::now() - ev.received_at).max(0) as f64);
                     tracing::debug!(event = %ev.id, r#type = %ev.r#type, result = label(&applied), "event applied");
                 } else {
                     tracing::warn!(event = %ev.id, "claim on the event ran out while applying it; another worker has it");
@@ -96,11 +99,13 @@ impl Applier {
                     .await?;
                 if dead {
                     done.dead += 1;
-                    metrics::counter!("paysync_events_dead_total").increment(1);
+                    metrics::counter!("paysync_events_dead_total", "type" => ev.r#type.clone())
+                        .increment(1);
                     tracing::error!(event = %ev.id, r#type = %ev.r#type, attempt, %error, "event parked as dead");
                 } else {
                     done.failed += 1;
-                    metrics::counter!("paysync_events_failed_total").increment(1);
+                    metrics::counter!("paysync_events_failed_total", "type" => ev.r#type.clone())
+                        .increment(1);
                     tracing::warn!(event = %ev.id, r#type = %ev.r#type, attempt, %error, retry_at = next, "event apply failed; will retry");
                 }
             }
