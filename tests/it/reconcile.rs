@@ -89,6 +89,25 @@ async fn full_reconcile_converges(b: Backend) {
     let (_, view) = call(app.get(&format!("/api/bucket/{bucket}"), "alice")).await;
     assert_eq!(view["plan"], "starter", "{view}");
     assert_eq!(view["subscription"]["id"], sub.as_str());
+    // The read routes show it all.
+    let read = |path: &str| call(app.get(&format!("/api/bucket/{bucket}/payment{path}"), "alice"));
+    let (status, cards) = read("/cards").await;
+    assert_eq!(
+        (status, cards["data"][0]["id"].as_str()),
+        (200, Some(card.as_str())),
+        "{cards}"
+    );
+    let (_, metadata) = read("").await;
+    assert_eq!(metadata["vat_number"], "FR40303265045", "{metadata}");
+    let (_, state) = read("/subscription/state").await;
+    assert_eq!(
+        (state["status"].as_str(), state["plan"].as_str()),
+        (Some("active"), Some("starter")),
+        "{state}"
+    );
+    let (status, invoices) = read("/invoices").await;
+    assert_eq!(status, 200);
+    assert_eq!(invoices[0]["subscription"], sub.as_str(), "{invoices}");
 
     // Nothing changed since: zero drift.
     let (ok, summary) = cli(&app, &["reconcile", "--full"]);
@@ -110,6 +129,14 @@ async fn full_reconcile_converges(b: Backend) {
     let (_, view) = call(app.get(&format!("/api/bucket/{bucket}"), "alice")).await;
     assert_eq!(view["plan"], "free", "{view}");
     assert_eq!(view["subscription"]["status"], "canceled", "{view}");
+    let (_, state) = call(app.get(
+        &format!("/api/bucket/{bucket}/payment/subscription/state"),
+        "alice",
+    ))
+    .await;
+    assert_eq!(state["status"], "canceled", "{state}");
+    let (status, _) = call(app.get(&format!("/api/bucket/{bucket}/payment/cards"), "alice")).await;
+    assert_eq!(status, 404, "no card left");
     assert!(
         db.bucket_objects(Kind::Source, &bucket, &Page::default())
             .await
