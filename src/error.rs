@@ -39,14 +39,14 @@ pub enum ApiError {
     BadRequest { code: &'static str, message: String },
     /// Stripe refused the caller's input (invalid token, unknown coupon...).
     #[error("{}", .0.message)]
-    StripeInvalid(StripeErrorInfo),
+    StripeInvalid(Box<StripeErrorInfo>),
     /// A card was declined.
     #[error("{}", .0.message)]
-    CardDeclined(StripeErrorInfo),
+    CardDeclined(Box<StripeErrorInfo>),
     /// Stripe could not be reached, failed, or rate-limited us.
     #[error("stripe error: {}", .info.message)]
     Stripe {
-        info: StripeErrorInfo,
+        info: Box<StripeErrorInfo>,
         retry_after: Option<u64>,
     },
     /// Something we depend on is down (the database, for instance).

@@ -140,7 +140,7 @@ fn declined(snap: &Snapshot) -> Option<ApiError> {
     }
     let err = pi.get("last_payment_error").cloned().unwrap_or(Value::Null);
     let s = |k: &str| json::str(&err, k).map(str::to_string);
-    Some(ApiError::CardDeclined(StripeErrorInfo {
+    Some(ApiError::CardDeclined(Box::new(StripeErrorInfo {
         http_status: Some(402),
         r#type: s("type").or(Some("card_error".into())),
         code: s("code").or(Some("card_declined".into())),
@@ -148,7 +148,7 @@ fn declined(snap: &Snapshot) -> Option<ApiError> {
         param: None,
         message: s("message")
             .unwrap_or_else(|| "the first payment of the subscription was declined".into()),
-    }))
+    })))
 }
 
 async fn subscribe(

@@ -28,7 +28,7 @@ pub enum StripeError {
     #[error("stripe answered {status}: {}", info.message)]
     Api {
         status: u16,
-        info: StripeErrorInfo,
+        info: Box<StripeErrorInfo>,
         retry_after: Option<u64>,
     },
     /// No answer: connection refused, reset, or timed out.
@@ -86,10 +86,10 @@ impl From<StripeError> for ApiError {
                 } else if matches!(status, 401 | 403) {
                     tracing::error!(status, "Stripe refused paysync's API key");
                     ApiError::Stripe {
-                        info: StripeErrorInfo {
+                        info: Box::new(StripeErrorInfo {
                             message: "Stripe refused the service's credentials".into(),
-                            ..info
-                        },
+                            ..*info
+                        }),
                         retry_after: None,
                     }
                 } else {
@@ -97,10 +97,10 @@ impl From<StripeError> for ApiError {
                 }
             }
             other => ApiError::Stripe {
-                info: StripeErrorInfo {
+                info: Box::new(StripeErrorInfo {
                     message: other.to_string(),
                     ..Default::default()
-                },
+                }),
                 retry_after: None,
             },
         }
@@ -262,7 +262,7 @@ impl Stripe {
         };
         Err(StripeError::Api {
             status,
-            info,
+            info: Box::new(info),
             retry_after,
         })
     }
@@ -327,11 +327,11 @@ mod tests {
     fn declines_are_402_and_bad_input_400() {
         let api = |status, code: &str| StripeError::Api {
             status,
-            info: StripeErrorInfo {
+            info: Box::new(StripeErrorInfo {
                 code: Some(code.into()),
                 message: "m".into(),
                 ..Default::default()
-            },
+            }),
             retry_after: Some(1),
         };
         assert_eq!(

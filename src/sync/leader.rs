@@ -10,7 +10,7 @@ use tokio::sync::Mutex;
 use crate::store::{Backend, Db};
 
 /// Advisory lock key of the sync jobs ("paysync" in ASCII, fits in i64).
-const LOCK_KEY: i64 = 0x7061_7973_796e_63;
+const LOCK_KEY: i64 = 0x0070_6179_7379_6e63;
 
 pub struct Leader {
     db: Db,
