@@ -4,8 +4,12 @@
 
 pub mod access;
 pub mod admin;
+pub mod banks;
 pub mod bucket;
+pub mod cards;
 pub mod health;
+pub mod iban;
+pub mod metadata;
 pub mod middleware;
 pub mod observe;
 pub mod write;
@@ -20,13 +24,29 @@ pub enum Tag {
     Admin,
     /// Liveness and readiness.
     Health,
+    /// The bucket's cards, SEPA bank account and billing metadata.
+    Payment,
 }
 
-pub type Apis = (bucket::BucketApi, admin::AdminApi, health::HealthApi);
+pub type Apis = (
+    bucket::BucketApi,
+    admin::AdminApi,
+    health::HealthApi,
+    cards::CardsApi,
+    banks::BanksApi,
+    metadata::MetadataApi,
+);
 
 pub fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (bucket::BucketApi, admin::AdminApi, health::HealthApi),
+        (
+            bucket::BucketApi,
+            admin::AdminApi,
+            health::HealthApi,
+            cards::CardsApi,
+            banks::BanksApi,
+            metadata::MetadataApi,
+        ),
         "paysync",
         env!("CARGO_PKG_VERSION"),
     )

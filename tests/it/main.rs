@@ -3,6 +3,9 @@
 
 mod common;
 
+mod banks;
+mod cards;
+mod cards_wiremock;
 mod foundation;
 mod leader;
 mod reconcile;

@@ -106,6 +106,16 @@ impl TestDb {
         }
     }
 
+    /// The same database, for a second server (the first one keeps owning the files).
+    pub fn alias(&self) -> TestDb {
+        TestDb {
+            url: self.url.clone(),
+            backend: self.backend,
+            name: self.name.clone(),
+            _dir: None,
+        }
+    }
+
     /// Make the database disappear under a running server.
     pub async fn destroy(&self) {
         match self.backend {

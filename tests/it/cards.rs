@@ -1,0 +1,617 @@
+//! The card routes against localstripe, on both backends: attach (token and
+//! PaymentMethod), list default-first, fetch, update, set default, delete with
+//! the last-card rule, and the errors a billing page meets.
+
+use paysync::store::buckets::Role;
+use paysync::store::{Kind, Watermark};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::both;
+use crate::common::*;
+use crate::stripe_direct::*;
+
+fn cards(bucket: &str) -> String {
+    format!("/api/bucket/{bucket}/payment/cards")
+}
+fn card(bucket: &str, id: &str) -> String {
+    format!("/api/bucket/{bucket}/payment/card/{id}")
+}
+
+/// Attach a fresh test card; returns its id.
+pub async fn attach(app: &TestApp, bucket: &str, user: &str, number: &str) -> String {
+    let token = card_token(number).await;
+    let got = call(
+        app.post(&cards(bucket), user)
+            .json(&json!({"token": token})),
+    )
+    .await;
+    assert_eq!(got.0, 200, "{:?}", got.1);
+    got.1["data"]["id"].as_str().expect("card id").to_string()
+}
+
+/// A card PaymentMethod made in Stripe (as Stripe.js would).
+async fn card_pm() -> String {
+    let pm = stripe(
+        Method::POST,
+        "/payment_methods",
+        &[
+            ("type", "card"),
+            ("card[number]", "4242424242424242"),
+            ("card[exp_month]", "11"),
+            ("card[exp_year]", "2031"),
+            ("card[cvc]", "123"),
+        ],
+    )
+    .await;
+    id(&pm)
+}
+
+fn ids(list: &Value) -> Vec<String> {
+    list["data"]
+        .as_array()
+        .expect("data array")
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn attach_and_list(b: Backend) {
+    let app = TestApp::start(b).await;
+    let bucket = app.bucket("alice").await;
+    assert_error(
+        &call(app.get(&cards(&bucket), "alice")).await,
+        404,
+        "no_cards",
+    );
+    assert_error(
+        &call(app.get(&format!("/api/bucket/{bucket}/payment/card"), "alice")).await,
+        404,
+        "no_default_card",
+    );
+
+    let token = card_token("4242424242424242").await;
+    let (status, body) = call(
+        app.post(&cards(&bucket), "alice")
+            .json(&json!({"token": token})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let first = body["data"]["id"].as_str().unwrap().to_string();
+    assert_eq!(body["data"]["object"], "card");
+    assert_eq!(body["data"]["last4"], "4242");
+    assert_eq!(body["data"]["exp_month"], 12);
+
+    // The bucket got its customer, with metadata.bucket_id, and the first card is the default.
+    let customer = app
+        .ctx
+        .db
+        .bucket(&bucket)
+        .await
+        .unwrap()
+        .unwrap()
+        .stripe_customer_id
+        .expect("customer linked");
+    let in_stripe = stripe(Method::GET, &format!("/customers/{customer}"), &[]).await;
+    assert_eq!(in_stripe["metadata"]["bucket_id"], bucket.as_str());
+    assert_eq!(in_stripe["default_source"], first.as_str());
+
+    // Read-your-writes, and a PaymentMethod is listed as a card too, the default first.
+    let pm = card_pm().await;
+    let (status, body) = call(
+        app.post(&cards(&bucket), "alice")
+            .json(&json!({"token": pm})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["object"], "card");
+    assert_eq!(body["data"]["brand"], "Visa");
+    assert_eq!(body["data"]["exp_year"], 2031);
+    let second = attach(&app, &bucket, "alice", "5555555555554444").await;
+    let (status, list) = call(app.get(&cards(&bucket), "alice")).await;
+    assert_eq!(status, 200, "{list}");
+    let listed = ids(&list);
+    assert_eq!(listed[0], first, "default first");
+    let mut rest = listed[1..].to_vec();
+    rest.sort();
+    let mut want = vec![second, pm.clone()];
+    want.sort();
+    assert_eq!(rest, want);
+
+    let (status, one) = call(app.get(&card(&bucket, &pm), "alice")).await;
+    assert_eq!(
+        (status, one["data"]["last4"].as_str()),
+        (200, Some("4242")),
+        "{one}"
+    );
+    let (status, default) =
+        call(app.get(&format!("/api/bucket/{bucket}/payment/card"), "alice")).await;
+    assert_eq!(
+        (status, default["data"]["id"].as_str()),
+        (200, Some(first.as_str()))
+    );
+}
+
+async fn bad_input_and_declines(b: Backend) {
+    let app = TestApp::start(b).await;
+    let bucket = app.bucket("alice").await;
+    assert_error(
+        &call(app.post(&cards(&bucket), "alice").json(&json!({}))).await,
+        400,
+        "missing_token",
+    );
+    assert_error(
+        &call(
+            app.post(&cards(&bucket), "alice")
+                .json(&json!({"token": "4242"})),
+        )
+        .await,
+        400,
+        "invalid_token",
+    );
+    assert_error(
+        &call(
+            app.post(&cards(&bucket), "alice")
+                .json(&json!({"token": "pm_x/../../customers"})),
+        )
+        .await,
+        400,
+        "invalid_token",
+    );
+    // A token Stripe does not know: the caller's mistake.
+    let got = call(
+        app.post(&cards(&bucket), "alice")
+            .json(&json!({"token": "tok_doesnotexist"})),
+    )
+    .await;
+    assert_eq!(got.0, 400, "{:?}", got.1);
+
+    // Declined: 402 with Stripe's code, and nothing cached.
+    let token = card_token("4000000000000002").await;
+    let got = call(
+        app.post(&cards(&bucket), "alice")
+            .json(&json!({"token": token})),
+    )
+    .await;
+    assert_error(&got, 402, "card_declined");
+    assert_eq!(got.1["error"]["stripe_code"], "card_declined");
+    assert_error(
+        &call(app.get(&cards(&bucket), "alice")).await,
+        404,
+        "no_cards",
+    );
+
+    // Roles: a member reads but may not write; a stranger sees no bucket.
+    app.add_member(&bucket, "mallory", Role::Member).await;
+    let token = card_token("4242424242424242").await;
+    assert_error(
+        &call(
+            app.post(&cards(&bucket), "mallory")
+                .json(&json!({"token": token})),
+        )
+        .await,
+        403,
+        "insufficient_role",
+    );
+    assert_error(
+        &call(app.get(&cards(&bucket), "mallory")).await,
+        404,
+        "no_cards",
+    );
+    assert_error(
+        &call(app.get(&cards(&bucket), "eve")).await,
+        404,
+        "bucket_not_found",
+    );
+    assert_error(
+        &call(
+            app.post(&cards(&bucket), "eve")
+                .json(&json!({"token": token})),
+        )
+        .await,
+        404,
+        "bucket_not_found",
+    );
+}
+
+async fn update_default_and_cross_bucket(b: Backend) {
+    let app = TestApp::start(b).await;
+    let bucket = app.bucket("alice").await;
+    let other = app.bucket("bob").await;
+    let first = attach(&app, &bucket, "alice", "4242424242424242").await;
+    let second = attach(&app, &bucket, "alice", "5555555555554444").await;
+    let bobs = attach(&app, &other, "bob", "4242424242424242").await;
+    let pm = card_pm().await;
+    assert_eq!(
+        call(
+            app.post(&cards(&bucket), "alice")
+                .json(&json!({"token": pm}))
+        )
+        .await
+        .0,
+        200
+    );
+
+    // Another bucket's card does not exist here, for reads and writes alike.
+    assert_error(
+        &call(app.get(&card(&bucket, &bobs), "alice")).await,
+        404,
+        "card_not_found",
+    );
+    assert_error(
+        &call(app.delete(&card(&bucket, &bobs), "alice")).await,
+        404,
+        "card_not_found",
+    );
+    assert_error(
+        &call(app.post(&format!("{}/default", card(&bucket, &bobs)), "alice")).await,
+        404,
+        "card_not_found",
+    );
+    let put = format!("/api/bucket/{bucket}/payment/card");
+    assert_error(
+        &call(
+            app.put(&put, "alice")
+                .json(&json!({"id": bobs, "address_city": "Paris"})),
+        )
+        .await,
+        404,
+        "card_not_found",
+    );
+    assert_error(
+        &call(app.get(&card(&bucket, "not-a-card"), "alice")).await,
+        400,
+        "invalid_card_id",
+    );
+
+    // Update: 400 without id or fields, then the address lands in Stripe and in the cache.
+    assert_error(
+        &call(
+            app.put(&put, "alice")
+                .json(&json!({"address_city": "Paris"})),
+        )
+        .await,
+        400,
+        "missing_card_id",
+    );
+    assert_error(
+        &call(app.put(&put, "alice").json(&json!({"id": second}))).await,
+        400,
+        "nothing_to_update",
+    );
+    let (status, body) = call(app.put(&put, "alice").json(&json!({
+        "id": second, "address_line1": "1 rue de Rivoli", "address_country": "FR", "address_zip": "75001", "address_city": "Paris"
+    }))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["address_city"], "Paris");
+    assert_eq!(
+        body["data"]["exp_month"], 12,
+        "a number even when Stripe answers a string"
+    );
+    let (_, one) = call(app.get(&card(&bucket, &second), "alice")).await;
+    assert_eq!(one["data"]["address_zip"], "75001");
+    let (status, body) = call(
+        app.put(&put, "alice")
+            .json(&json!({"id": pm, "address_city": "Lyon"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["data"]["address_city"].as_str()),
+        (200, Some("Lyon")),
+        "{body}"
+    );
+
+    // Set default: a card, then a PaymentMethod; the list follows.
+    let (status, body) =
+        call(app.post(&format!("{}/default", card(&bucket, &second)), "alice")).await;
+    assert_eq!(
+        (status, body["data"]["id"].as_str()),
+        (200, Some(second.as_str())),
+        "{body}"
+    );
+    let (_, list) = call(app.get(&cards(&bucket), "alice")).await;
+    assert_eq!(ids(&list)[0], second);
+    let customer = app
+        .ctx
+        .db
+        .bucket(&bucket)
+        .await
+        .unwrap()
+        .unwrap()
+        .stripe_customer_id
+        .unwrap();
+    assert_eq!(
+        stripe(Method::GET, &format!("/customers/{customer}"), &[]).await["default_source"],
+        second.as_str()
+    );
+    let (status, _) = call(app.post(&format!("{}/default", card(&bucket, &pm)), "alice")).await;
+    assert_eq!(status, 200);
+    let (_, default) = call(app.get(&format!("/api/bucket/{bucket}/payment/card"), "alice")).await;
+    assert_eq!(default["data"]["id"], pm.as_str());
+    let (status, _) = call(app.post(&format!("{}/default", card(&bucket, &first)), "alice")).await;
+    assert_eq!(status, 200);
+    let (_, default) = call(app.get(&format!("/api/bucket/{bucket}/payment/card"), "alice")).await;
+    assert_eq!(
+        default["data"]["id"],
+        first.as_str(),
+        "a card source wins again once the PaymentMethod default is cleared"
+    );
+
+    // A member may look but not change anything.
+    app.add_member(&bucket, "mallory", Role::Member).await;
+    assert_eq!(call(app.get(&cards(&bucket), "mallory")).await.0, 200);
+    assert_error(
+        &call(app.post(&format!("{}/default", card(&bucket, &second)), "mallory")).await,
+        403,
+        "insufficient_role",
+    );
+    assert_error(
+        &call(app.delete(&card(&bucket, &second), "mallory")).await,
+        403,
+        "insufficient_role",
+    );
+    assert_error(
+        &call(
+            app.put(&put, "mallory")
+                .json(&json!({"id": second, "address_city": "X"})),
+        )
+        .await,
+        403,
+        "insufficient_role",
+    );
+}
+
+/// Pretend Stripe told us about a live subscription of the bucket.
+async fn live_subscription(app: &TestApp, bucket: &str) {
+    let customer = app
+        .ctx
+        .db
+        .bucket(bucket)
+        .await
+        .unwrap()
+        .unwrap()
+        .stripe_customer_id
+        .unwrap();
+    let sub = json!({"object": "subscription", "id": format!("sub_{bucket}"), "customer": customer, "status": "active",
+        "created": 1_700_000_000, "plan": {"id": "paysync_starter_monthly"}});
+    paysync::sync::apply::store(&app.ctx.db, &sub, &Watermark::api("test"), false, true)
+        .await
+        .unwrap();
+}
+
+async fn delete_and_last_card_rule(b: Backend) {
+    let app = TestApp::start(b).await;
+    let bucket = app.bucket("alice").await;
+    let first = attach(&app, &bucket, "alice", "4242424242424242").await;
+    let second = attach(&app, &bucket, "alice", "5555555555554444").await;
+    live_subscription(&app, &bucket).await;
+
+    // Deleting the default: Stripe picks the new default, and the cache follows.
+    let (status, body) = call(app.delete(&card(&bucket, &first), "alice")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["id"].as_str(), body["deleted"].as_bool()),
+        (Some(first.as_str()), Some(true))
+    );
+    assert_error(
+        &call(app.get(&card(&bucket, &first), "alice")).await,
+        404,
+        "card_not_found",
+    );
+    assert!(
+        app.ctx
+            .db
+            .object(Kind::Source, &first)
+            .await
+            .unwrap()
+            .unwrap()
+            .deleted,
+        "tombstoned"
+    );
+    let (_, list) = call(app.get(&cards(&bucket), "alice")).await;
+    assert_eq!(ids(&list), vec![second.clone()]);
+    let (status, default) =
+        call(app.get(&format!("/api/bucket/{bucket}/payment/card"), "alice")).await;
+    assert_eq!(
+        (status, default["data"]["id"].as_str()),
+        (200, Some(second.as_str())),
+        "{default}"
+    );
+
+    // The last card of a subscribed bucket stays.
+    assert_error(
+        &call(app.delete(&card(&bucket, &second), "alice")).await,
+        403,
+        "last_card",
+    );
+    assert_eq!(call(app.get(&card(&bucket, &second), "alice")).await.0, 200);
+
+    // A PaymentMethod is detached the same way, and without a subscription the last card goes too.
+    let pm = card_pm().await;
+    assert_eq!(
+        call(
+            app.post(&cards(&bucket), "alice")
+                .json(&json!({"token": pm}))
+        )
+        .await
+        .0,
+        200
+    );
+    let (status, body) = call(app.delete(&card(&bucket, &pm), "alice")).await;
+    assert_eq!(
+        (status, body["deleted"].as_bool()),
+        (200, Some(true)),
+        "{body}"
+    );
+    let other = app.bucket("bob").await;
+    let only = attach(&app, &other, "bob", "4242424242424242").await;
+    assert_eq!(call(app.delete(&card(&other, &only), "bob")).await.0, 200);
+    assert_error(&call(app.get(&cards(&other), "bob")).await, 404, "no_cards");
+}
+
+/// After the writes, Stripe is unreachable: every read still answers from the
+/// cache, and writes answer 500 `stripe_error` without changing it.
+async fn reads_never_call_stripe(b: Backend) {
+    let app = TestApp::start(b).await;
+    let bucket = app.bucket("alice").await;
+    let card_id = attach(&app, &bucket, "alice", "4242424242424242").await;
+    let bank = call(
+        app.post(&format!("/api/bucket/{bucket}/payment/banks"), "alice")
+            .json(&json!({"type": "sepa", "iban": "DE89370400440532013000", "name": "Alice"})),
+    )
+    .await;
+    assert_eq!(bank.0, 200, "{:?}", bank.1);
+    let meta = call(
+        app.put(&format!("/api/bucket/{bucket}/payment"), "alice")
+            .json(&json!({"metadata": {"company_name": "Acme"}})),
+    )
+    .await;
+    assert_eq!(meta.0, 200, "{:?}", meta.1);
+
+    let offline = TestApp::start_on(
+        app.db.alias(),
+        Options {
+            stripe_base: Some("http://127.0.0.1:9".into()),
+            stripe_max_attempts: 1,
+            ..Options::default()
+        },
+    )
+    .await;
+    for path in [
+        cards(&bucket),
+        card(&bucket, &card_id),
+        format!("/api/bucket/{bucket}/payment/card"),
+        format!("/api/bucket/{bucket}/payment"),
+        format!("/api/bucket/{bucket}/payment/banks"),
+    ] {
+        let (status, body) = call(offline.get(&path, "alice")).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    let (_, meta) = call(offline.get(&format!("/api/bucket/{bucket}/payment"), "alice")).await;
+    assert_eq!(meta["company_name"], "Acme");
+
+    let before = app
+        .ctx
+        .db
+        .bucket_objects(Kind::Source, &bucket, &Default::default())
+        .await
+        .unwrap()
+        .len();
+    assert_error(
+        &call(offline.delete(&card(&bucket, &card_id), "alice")).await,
+        500,
+        "stripe_error",
+    );
+    assert_error(
+        &call(offline.post(&format!("{}/default", card(&bucket, &card_id)), "alice")).await,
+        500,
+        "stripe_error",
+    );
+    assert_error(
+        &call(offline.delete(&format!("/api/bucket/{bucket}/payment/banks"), "alice")).await,
+        500,
+        "stripe_error",
+    );
+    let token = card_token("5555555555554444").await;
+    assert_error(
+        &call(
+            offline
+                .post(&cards(&bucket), "alice")
+                .json(&json!({"token": token})),
+        )
+        .await,
+        500,
+        "stripe_error",
+    );
+    assert_error(
+        &call(
+            offline
+                .put(&format!("/api/bucket/{bucket}/payment"), "alice")
+                .json(&json!({"metadata": {"company_name": "X"}})),
+        )
+        .await,
+        500,
+        "stripe_error",
+    );
+    assert_eq!(
+        app.ctx
+            .db
+            .bucket_objects(Kind::Source, &bucket, &Default::default())
+            .await
+            .unwrap()
+            .len(),
+        before
+    );
+    let (_, list) = call(offline.get(&cards(&bucket), "alice")).await;
+    assert_eq!(ids(&list), vec![card_id]);
+    let (_, meta) = call(offline.get(&format!("/api/bucket/{bucket}/payment"), "alice")).await;
+    assert_eq!(meta["company_name"], "Acme");
+}
+
+/// Two first writes at once make one Stripe customer, and both cards land on it.
+async fn concurrent_first_writes_one_customer(b: Backend) {
+    let app = TestApp::start(b).await.shared();
+    let bucket = app.bucket("alice").await;
+    let (t1, t2) = (
+        card_token("4242424242424242").await,
+        card_token("5555555555554444").await,
+    );
+    let (a, b2) = tokio::join!(
+        call(
+            app.post(&cards(&bucket), "alice")
+                .json(&json!({"token": t1}))
+        ),
+        call(
+            app.post(&cards(&bucket), "alice")
+                .json(&json!({"token": t2}))
+        ),
+    );
+    assert_eq!((a.0, b2.0), (200, 200), "{:?} {:?}", a.1, b2.1);
+    let customer = app
+        .ctx
+        .db
+        .bucket(&bucket)
+        .await
+        .unwrap()
+        .unwrap()
+        .stripe_customer_id
+        .unwrap();
+    assert_eq!(a.1["data"]["customer"], customer.as_str());
+    assert_eq!(b2.1["data"]["customer"], customer.as_str());
+    assert_eq!(customers_of(&bucket).await, vec![customer]);
+    let (_, list) = call(app.get(&cards(&bucket), "alice")).await;
+    assert_eq!(ids(&list).len(), 2);
+}
+
+/// Every Stripe customer whose `metadata.bucket_id` is this bucket.
+async fn customers_of(bucket: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut q = vec![("limit", "100".to_string())];
+        if let Some(a) = &after {
+            q.push(("starting_after", a.clone()));
+        }
+        let query: Vec<String> = q.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let page = stripe(Method::GET, &format!("/customers?{}", query.join("&")), &[]).await;
+        let data = page["data"].as_array().cloned().unwrap_or_default();
+        out.extend(
+            data.iter()
+                .filter(|c| c["metadata"]["bucket_id"] == bucket)
+                .map(id),
+        );
+        match (page["has_more"].as_bool(), data.last()) {
+            (Some(true), Some(last)) => after = Some(id(last)),
+            _ => return out,
+        }
+    }
+}
+
+both!(
+    attach_and_list,
+    bad_input_and_declines,
+    update_default_and_cross_bucket,
+    delete_and_last_card_rule,
+    reads_never_call_stripe,
+    concurrent_first_writes_one_customer
+);
