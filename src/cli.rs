@@ -53,6 +53,22 @@ pub enum Command {
     /// Bring the cache in line with Stripe now: catch up from the Events API,
     /// or (--full) compare every bucket's customer with Stripe.
     Reconcile(ReconcileArgs),
+    /// The plan catalog in Stripe.
+    #[command(subcommand)]
+    Plans(PlansCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PlansCommand {
+    /// Create the catalog's products and plans in Stripe when they are missing
+    /// (safe to run again); fails when a Stripe plan's price differs from the catalog.
+    Sync {
+        /// Plan catalog (TOML).
+        #[arg(long, env = "PAYSYNC_PLANS", default_value = "fixtures/plans.toml")]
+        plans: std::path::PathBuf,
+        #[command(flatten)]
+        stripe: crate::cfg::StripeArgs,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -168,6 +184,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Reconcile(args) => crate::sync::progress::reconcile_command(args).await,
+        Command::Plans(PlansCommand::Sync { plans, stripe }) => plans_sync(&plans, &stripe).await,
         Command::Bucket(BucketCommand::AddMember { id, user, role, db }) => {
             let role = Role::parse(&role)
                 .ok_or_else(|| anyhow::anyhow!("--role: owner, admin or member"))?;
@@ -179,4 +196,35 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `paysync plans sync`: one line per paid plan, `NAME STRIPE_ID created|exists|differs: …`.
+async fn plans_sync(path: &std::path::Path, stripe: &crate::cfg::StripeArgs) -> anyhow::Result<()> {
+    use crate::stripe::plans::PlanSync;
+    let catalog = crate::plans::Catalog::load(path)?;
+    let stripe = crate::stripe::Stripe::new(&stripe.settings()?)?;
+    let done = crate::stripe::plans::sync(&stripe, &catalog)
+        .await
+        .map_err(|e| anyhow::anyhow!("Stripe: {e}"))?;
+    let mut differs = 0;
+    for (name, outcome) in &done {
+        let id = catalog
+            .get(name)
+            .and_then(|p| p.stripe_id.as_deref())
+            .unwrap_or_default();
+        match outcome {
+            PlanSync::Created => println!("{name} {id} created"),
+            PlanSync::Exists => println!("{name} {id} exists"),
+            PlanSync::Differs(d) => {
+                differs += 1;
+                println!("{name} {id} differs: {d}");
+            }
+        }
+    }
+    if differs > 0 {
+        anyhow::bail!(
+            "{differs} plan(s) differ from the catalog in Stripe (Stripe plans cannot change: give the plan a new stripe_id)"
+        );
+    }
+    Ok(())
 }

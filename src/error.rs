@@ -235,6 +235,7 @@ impl ApiResponse for ApiError {
                 ),
                 describe(404, "Unknown bucket (or not a member), or no such object"),
                 describe(413, "Request body too large"),
+                describe(415, "The body is not JSON (Content-Type missing or other)"),
                 describe(500, "Stripe failed or could not be reached"),
                 describe(503, "A dependency is unavailable"),
             ],

@@ -28,6 +28,7 @@ pub struct BucketInput {
 }
 
 #[derive(Object, Debug, Clone)]
+#[oai(skip_serializing_if_is_none)]
 pub struct AdminBucket {
     pub id: String,
     pub name: String,

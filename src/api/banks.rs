@@ -138,15 +138,11 @@ impl BanksApi {
         // One account per bucket: detach the ones it replaces.
         let mut last_answer = None;
         for prev in old.iter().filter(|s| s.id != src_id) {
-            let answer = stripe_cards::delete_source(
-                &ctx.stripe,
-                &customer,
-                &prev.id,
-                step(idem, &format!("detach:{}", prev.id)),
-            )
-            .await?;
+            let key = step(idem, &format!("detach:{}", prev.id));
+            let result = stripe_cards::delete_source(&ctx.stripe, &customer, &prev.id, key).await;
+            let answer = stripe_cards::already_gone_is_ok(result)?;
             store_deleted(&ctx, &prev.data, "attachBankAccount").await?;
-            last_answer = Some(answer);
+            last_answer = answer.or(last_answer);
         }
         // Attaching a first source may have made it the customer's default.
         refresh_customer(&ctx, &customer, last_answer.as_ref(), "attachBankAccount").await;
@@ -209,9 +205,11 @@ impl BanksApi {
             "deleteBankAccount",
             idempotency.as_deref(),
         );
-        let answer = stripe_cards::delete_source(&ctx.stripe, &customer, &bank.id, idem).await?;
+        let answer = stripe_cards::already_gone_is_ok(
+            stripe_cards::delete_source(&ctx.stripe, &customer, &bank.id, idem).await,
+        )?;
         store_deleted(&ctx, &bank.data, "deleteBankAccount").await?;
-        refresh_customer(&ctx, &customer, Some(&answer), "deleteBankAccount").await;
+        refresh_customer(&ctx, &customer, answer.as_ref(), "deleteBankAccount").await;
         let mut source = bank.data.clone();
         source["deleted"] = Value::Bool(true);
         Ok(Json(source))

@@ -27,6 +27,7 @@ pub struct Node {
 
 /// A bucket, as its members see it.
 #[derive(Object, Debug, Clone)]
+#[oai(skip_serializing_if_is_none)]
 pub struct BucketView {
     /// Same as `id` (the PM2.io API names it `_id`).
     #[oai(rename = "_id")]

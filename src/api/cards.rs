@@ -571,11 +571,12 @@ impl CardsApi {
         }
         let customer = ensure_customer(&ctx, &access.bucket).await?;
         let idem = idempotency_key(bucket, "deleteCreditCard", idempotency.as_deref());
-        let answer = if card.status.as_deref() == Some("payment_method") {
-            Some(stripe_cards::detach_payment_method(&ctx.stripe, &card.id, idem).await?)
+        let result = if card.status.as_deref() == Some("payment_method") {
+            stripe_cards::detach_payment_method(&ctx.stripe, &card.id, idem).await
         } else {
-            Some(stripe_cards::delete_source(&ctx.stripe, &customer, &card.id, idem).await?)
+            stripe_cards::delete_source(&ctx.stripe, &customer, &card.id, idem).await
         };
+        let answer = stripe_cards::already_gone_is_ok(result)?;
         store_deleted(&ctx, &card.data, "deleteCreditCard").await?;
         refresh_customer(&ctx, &customer, answer.as_ref(), "deleteCreditCard").await;
         let mut view = card_view(&card.data);

@@ -9,9 +9,12 @@ pub mod bucket;
 pub mod cards;
 pub mod health;
 pub mod iban;
+pub mod invoices;
 pub mod metadata;
 pub mod middleware;
 pub mod observe;
+pub mod subscription;
+pub mod trial;
 pub mod write;
 
 use poem_openapi::{OpenApiService, Tags};
@@ -26,26 +29,36 @@ pub enum Tag {
     Health,
     /// The bucket's cards, SEPA bank account and billing metadata.
     Payment,
+    /// Plans, subscriptions and trials.
+    Subscription,
+    /// Invoices and receipts.
+    Invoices,
 }
 
 pub type Apis = (
     bucket::BucketApi,
-    admin::AdminApi,
-    health::HealthApi,
     cards::CardsApi,
     banks::BanksApi,
     metadata::MetadataApi,
+    subscription::SubscriptionApi,
+    trial::TrialApi,
+    invoices::InvoicesApi,
+    admin::AdminApi,
+    health::HealthApi,
 );
 
 pub fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
             bucket::BucketApi,
-            admin::AdminApi,
-            health::HealthApi,
             cards::CardsApi,
             banks::BanksApi,
             metadata::MetadataApi,
+            subscription::SubscriptionApi,
+            trial::TrialApi,
+            invoices::InvoicesApi,
+            admin::AdminApi,
+            health::HealthApi,
         ),
         "paysync",
         env!("CARGO_PKG_VERSION"),

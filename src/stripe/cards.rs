@@ -112,3 +112,19 @@ pub async fn update_payment_method(
         .send(&UpdatePaymentMethod::new(pm).billing_details(details), idem)
         .await
 }
+
+/// The answer of a delete/detach, where "no such object" means the object is
+/// already gone from Stripe (deleted behind our back): the cache should then
+/// tombstone it as well, not refuse the caller.
+pub fn already_gone_is_ok(
+    result: Result<Value, StripeError>,
+) -> Result<Option<Value>, StripeError> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.is_not_found() => {
+            tracing::info!(error = %e, "already gone from Stripe; tombstoning the cached copy");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}

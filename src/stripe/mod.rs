@@ -4,8 +4,12 @@
 pub mod cards;
 pub mod client;
 pub mod customers;
+pub mod form;
+pub mod invoices;
 pub mod json;
 pub mod pages;
+pub mod plans;
 pub mod sources;
+pub mod subscriptions;
 
 pub use client::{Stripe, StripeError};

@@ -533,6 +533,18 @@ async fn reads_never_call_stripe(b: Backend) {
         500,
         "stripe_error",
     );
+    let put = format!("/api/bucket/{bucket}/payment/card");
+    let update = call(
+        offline
+            .put(&put, "alice")
+            .json(&json!({"id": card_id, "address_city": "Nowhere"})),
+    )
+    .await;
+    assert_error(&update, 500, "stripe_error");
+    let new_bank = offline
+        .post(&format!("/api/bucket/{bucket}/payment/banks"), "alice")
+        .json(&json!({"type": "sepa", "iban": "FR1420041010050500013M02606", "name": "Alice"}));
+    assert_error(&call(new_bank).await, 500, "stripe_error");
     assert_eq!(
         app.ctx
             .db
@@ -542,6 +554,11 @@ async fn reads_never_call_stripe(b: Backend) {
             .len(),
         before
     );
+    let (_, one) = call(offline.get(&card(&bucket, &card_id), "alice")).await;
+    assert!(one["data"]["address_city"].is_null(), "{one}");
+    let (_, bank_now) =
+        call(offline.get(&format!("/api/bucket/{bucket}/payment/banks"), "alice")).await;
+    assert_eq!(bank_now["data"]["id"], bank.1["data"]["id"]);
     let (_, list) = call(offline.get(&cards(&bucket), "alice")).await;
     assert_eq!(ids(&list), vec![card_id]);
     let (_, meta) = call(offline.get(&format!("/api/bucket/{bucket}/payment"), "alice")).await;
@@ -607,7 +624,41 @@ async fn customers_of(bucket: &str) -> Vec<String> {
     }
 }
 
+/// A card deleted in Stripe behind paysync's back: deleting it here succeeds and tombstones it.
+async fn delete_card_already_gone(b: Backend) {
+    let app = TestApp::start(b).await;
+    let bucket = app.bucket("alice").await;
+    let gone = attach(&app, &bucket, "alice", "4242424242424242").await;
+    let customer = app
+        .ctx
+        .db
+        .bucket(&bucket)
+        .await
+        .unwrap()
+        .unwrap()
+        .stripe_customer_id
+        .unwrap();
+    stripe(
+        Method::DELETE,
+        &format!("/customers/{customer}/sources/{gone}"),
+        &[],
+    )
+    .await;
+    let (status, body) = call(app.delete(&card(&bucket, &gone), "alice")).await;
+    assert_eq!(
+        (status, body["deleted"].as_bool()),
+        (200, Some(true)),
+        "{body}"
+    );
+    assert_error(
+        &call(app.get(&cards(&bucket), "alice")).await,
+        404,
+        "no_cards",
+    );
+}
+
 both!(
+    delete_card_already_gone,
     attach_and_list,
     bad_input_and_declines,
     update_default_and_cross_bucket,

@@ -11,3 +11,5 @@ mod leader;
 mod reconcile;
 mod reconcile_wiremock;
 mod stripe_direct;
+mod subscriptions;
+mod subscriptions_wiremock;

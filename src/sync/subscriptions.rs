@@ -1,0 +1,136 @@
+//! Refreshing one subscription and what its latest payment made (invoice,
+//! payment intent, charge) from Stripe into the cache.
+//!
+//! Everything is fetched first and stored only when every fetch succeeded: a
+//! Stripe failure midway leaves the cache as it was (the subscription then
+//! reaches the cache with the next refresh, webhook or reconcile, whole).
+//! Children are stored before the subscription, so whoever sees the new
+//! subscription state also finds its invoice and receipt.
+
+use serde_json::Value;
+
+use crate::store::{Db, Watermark};
+use crate::stripe::{Stripe, StripeError, invoices, json, subscriptions};
+use crate::sync::apply;
+
+/// One subscription state as Stripe shows each object on its own (the
+/// expansions paysync asked for collapsed back to ids, so rows look the same
+/// whether they came from a write, a webhook or the reconciler).
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub subscription: Value,
+    pub invoice: Option<Value>,
+    pub payment_intent: Option<Value>,
+    pub charge: Option<Value>,
+}
+
+impl Snapshot {
+    pub fn status(&self) -> &str {
+        json::str(&self.subscription, "status").unwrap_or("")
+    }
+    pub fn id(&self) -> &str {
+        json::str(&self.subscription, "id").unwrap_or("")
+    }
+}
+
+/// An expandable field: the object when expanded, else fetched by id with `fetch`.
+async fn expanded<F, Fut>(field: Option<&Value>, fetch: F) -> Result<Option<Value>, StripeError>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = Result<Value, StripeError>>,
+{
+    match field {
+        Some(Value::Object(_)) => Ok(field.cloned()),
+        Some(Value::String(id)) if !id.is_empty() => fetch(id.clone()).await.map(Some),
+        _ => Ok(None),
+    }
+}
+
+fn collapse(obj: &mut Value, key: &str) {
+    if let Some(id) = obj.get(key).and_then(|v| v.get("id")).cloned() {
+        obj[key] = id;
+    }
+}
+
+/// Complete a subscription answer (expanded or not) into a snapshot, fetching
+/// what Stripe did not expand. Stores nothing.
+pub async fn complete(stripe: &Stripe, mut sub: Value) -> Result<Snapshot, StripeError> {
+    let mut invoice = expanded(sub.get("latest_invoice"), |id| async move {
+        invoices::invoice(stripe, &id).await
+    })
+    .await?;
+    let mut payment_intent = match &invoice {
+        Some(inv) => {
+            expanded(inv.get("payment_intent"), |id| async move {
+                invoices::payment_intent(stripe, &id).await
+            })
+            .await?
+        }
+        None => None,
+    };
+    let charge_field = invoice
+        .as_ref()
+        .and_then(|i| i.get("charge"))
+        .filter(|c| !c.is_null())
+        .or_else(|| payment_intent.as_ref().and_then(|p| p.get("latest_charge")))
+        .cloned();
+    let charge = expanded(charge_field.as_ref(), |id| async move {
+        invoices::charge(stripe, &id).await
+    })
+    .await?;
+    collapse(&mut sub, "latest_invoice");
+    if let Some(inv) = invoice.as_mut() {
+        collapse(inv, "payment_intent");
+    }
+    if let Some(pi) = payment_intent.as_mut() {
+        collapse(pi, "invoice");
+    }
+    Ok(Snapshot {
+        subscription: sub,
+        invoice,
+        payment_intent,
+        charge,
+    })
+}
+
+/// Store a snapshot (children first). `route` names the writer in the watermark.
+pub async fn store(db: &Db, snap: &Snapshot, route: &str) -> sqlx::Result<()> {
+    let wm = Watermark::api(route);
+    for obj in [&snap.charge, &snap.payment_intent, &snap.invoice]
+        .into_iter()
+        .flatten()
+    {
+        apply::store(db, obj, &wm, false, true).await?;
+    }
+    apply::store(db, &snap.subscription, &wm, false, true).await?;
+    Ok(())
+}
+
+/// Fetch a subscription with its latest invoice, payment intent and charge, and store them.
+pub async fn refresh(
+    db: &Db,
+    stripe: &Stripe,
+    sub_id: &str,
+    route: &str,
+) -> crate::error::ApiResult<Snapshot> {
+    let sub = subscriptions::retrieve(stripe, sub_id).await?;
+    let snap = complete(stripe, sub).await?;
+    store(db, &snap, route).await?;
+    Ok(snap)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn expansions_collapse_to_ids() {
+        let mut sub = json!({"id": "sub_1", "latest_invoice": {"id": "in_1", "object": "invoice"}});
+        collapse(&mut sub, "latest_invoice");
+        assert_eq!(sub["latest_invoice"], "in_1");
+        let mut plain = json!({"id": "sub_1", "latest_invoice": "in_1"});
+        collapse(&mut plain, "latest_invoice");
+        assert_eq!(plain["latest_invoice"], "in_1");
+    }
+}
