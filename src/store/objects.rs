@@ -414,3 +414,39 @@ pub async fn customer_objects_in(
         .await?;
     rows.iter().map(stored_from_row).collect()
 }
+
+/// Every cached row of a Stripe customer — the customer row and its sources,
+/// subscriptions, invoices and charges — as (kind, id, stored JSON text,
+/// tombstone), unparsed and in one round trip: the full reconcile compares
+/// Stripe's listings with these in memory.
+pub async fn customer_texts_all_in(
+    conn: &mut AnyConnection,
+    customer_id: &str,
+) -> sqlx::Result<Vec<(Kind, String, String, bool)>> {
+    const SQL: &str = "SELECT 'customer' AS kind, id, data, deleted FROM stripe_customers WHERE customer_id = $1 \
+        UNION ALL SELECT 'source' AS kind, id, data, deleted FROM stripe_sources WHERE customer_id = $2 \
+        UNION ALL SELECT 'subscription' AS kind, id, data, deleted FROM stripe_subscriptions WHERE customer_id = $3 \
+        UNION ALL SELECT 'invoice' AS kind, id, data, deleted FROM stripe_invoices WHERE customer_id = $4 \
+        UNION ALL SELECT 'charge' AS kind, id, data, deleted FROM stripe_charges WHERE customer_id = $5";
+    let rows = sqlx::query(SQL)
+        .bind(customer_id)
+        .bind(customer_id)
+        .bind(customer_id)
+        .bind(customer_id)
+        .bind(customer_id)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let kind: String = r.try_get("kind")?;
+        if let Some(kind) = Kind::parse(&kind) {
+            out.push((
+                kind,
+                r.try_get("id")?,
+                r.try_get("data")?,
+                r.try_get::<i64, _>("deleted")? != 0,
+            ));
+        }
+    }
+    Ok(out)
+}

@@ -11,7 +11,7 @@
 //! shared transactions — a commit (an fsync) per batch of customers rather
 //! than per row — and moves the progress cursor in that same commit.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::Value;
 use stripe_billing::invoice::ListInvoice;
@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use sqlx::AnyConnection;
 
 use crate::store::cursors::set_cursor_in;
-use crate::store::objects::{Stored as Row, customer_objects_in, object_text_in};
+use crate::store::objects::{Stored as Row, customer_objects_in, customer_texts_all_in, object_text_in};
 use crate::store::{Db, Kind, Watermark, WriteOutcome, now};
 use crate::stripe::pages::{PAGE, list_all};
 use crate::stripe::{Stripe, json};
@@ -354,9 +354,16 @@ async fn write_listed(
         }
         return Ok((drift, vec![]));
     };
+    // Every cached row of this customer, unparsed, in one query.
+    let mut by_kind: HashMap<Kind, Cached> = HashMap::new();
+    for (kind, id, data, deleted) in customer_texts_all_in(conn, customer_id).await? {
+        by_kind.entry(kind).or_default().insert(id, (data, deleted));
+    }
+    let cached_customer = by_kind.remove(&Kind::Customer).unwrap_or_default();
     drift.add(
         Kind::Customer,
-        write_if_changed(conn, &live.customer, wm, live.deleted, bucket_id, customer_id).await?,
+        write_if_changed(conn, &cached_customer, &live.customer, wm, live.deleted, bucket_id, customer_id)
+            .await?,
     );
     let mut missing = Vec::new();
     for (kind, listed) in [
@@ -365,22 +372,24 @@ async fn write_listed(
         (Kind::Invoice, &live.invoices),
         (Kind::Charge, &live.charges),
     ] {
+        let rows = by_kind.remove(&kind).unwrap_or_default();
         let mut changed = 0;
         let mut seen = HashSet::new();
         for obj in listed {
             if let Some(id) = json::str(obj, "id") {
                 seen.insert(id);
             }
-            changed += write_if_changed(conn, obj, wm, false, bucket_id, customer_id).await?;
+            changed += write_if_changed(conn, &rows, obj, wm, false, bucket_id, customer_id).await?;
         }
         drift.add(kind, changed);
-        missing.extend(
-            customer_objects_in(conn, kind, customer_id)
-                .await?
-                .into_iter()
-                .filter(|r| !r.deleted && !seen.contains(r.id.as_str()))
-                .map(|r| (kind, r)),
-        );
+        for (id, (_, deleted)) in &rows {
+            if !deleted && !seen.contains(id.as_str()) {
+                // Rare (drift): the whole row, for the Stripe call and the tombstone.
+                if let Some(row) = crate::store::objects::object_in(conn, kind, id).await? {
+                    missing.push((kind, row));
+                }
+            }
+        }
     }
     Ok((drift, missing))
 }
@@ -416,7 +425,8 @@ async fn settle_missing(
                 if json::id(&obj, "customer") == Some(customer_id)
                     && !json::bool(&obj, "deleted").unwrap_or(false) =>
             {
-                write_if_changed(&mut conn, &obj, wm, false, bucket_id, customer_id).await?
+                write_if_changed(&mut conn, &Cached::new(), &obj, wm, false, bucket_id, customer_id)
+                    .await?
             }
             _ => write(&mut conn, &row.data, wm, true, bucket_id, customer_id).await?,
         };
@@ -450,21 +460,34 @@ fn retrieve_path(kind: Kind, _customer_id: &str, row: &Row) -> Option<String> {
     }
 }
 
+/// The cached rows of a customer of one kind: id → (stored JSON text, tombstone).
+type Cached = HashMap<String, (String, bool)>;
+
 /// Store when the cache differs from Stripe's object; 1 if a row changed.
 /// The stored text is compared first (serde_json writes keys in one order, so
 /// an unchanged object is the same text); only a different text is parsed.
+#[allow(clippy::too_many_arguments)]
 async fn write_if_changed(
     conn: &mut AnyConnection,
+    cached: &Cached,
     obj: &Value,
     wm: &Watermark,
     deleted: bool,
     bucket_id: &str,
     customer_id: &str,
 ) -> anyhow::Result<u64> {
-    let (Some(kind), Some(id)) = (apply::kind_of(obj), json::str(obj, "id")) else {
+    let Some(id) = json::str(obj, "id") else {
         return Ok(0);
     };
-    if let Some((text, was_deleted)) = object_text_in(conn, kind, id).await?
+    let row = match cached.get(id) {
+        Some((text, was_deleted)) => Some((text.clone(), *was_deleted)),
+        // Not this customer's row (yet): look it up by id.
+        None => match apply::kind_of(obj) {
+            Some(kind) => object_text_in(conn, kind, id).await?,
+            None => return Ok(0),
+        },
+    };
+    if let Some((text, was_deleted)) = row
         && was_deleted == deleted
         && (text == obj.to_string()
             || serde_json::from_str::<Value>(&text).is_ok_and(|stored| stored == *obj))
