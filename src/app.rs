@@ -5,19 +5,24 @@ use std::sync::Arc;
 
 use poem::listener::TcpListener;
 use poem::web::Data;
-use poem::{Endpoint, EndpointExt, Route, Server, handler};
+use poem::{Endpoint, EndpointExt, Route, Server, handler, post};
+use tokio::sync::Notify;
 
 use crate::api;
 use crate::cfg::Settings;
 use crate::store::Db;
 use crate::stripe::Stripe;
+use crate::sync::worker::{Applier, Worker};
 
-/// What every handler gets: the cache, the settings, the Stripe gateway.
+/// What every handler gets: the cache, the settings, the Stripe gateway, and
+/// the bell of the apply worker (rung when an event is stored, so it is
+/// applied within milliseconds rather than at the next poll).
 #[derive(Clone)]
 pub struct ApiContext {
     pub db: Db,
     pub cfg: Arc<Settings>,
     pub stripe: Stripe,
+    pub wake: Arc<Notify>,
 }
 
 impl ApiContext {
@@ -27,7 +32,22 @@ impl ApiContext {
             db,
             cfg: Arc::new(cfg),
             stripe,
+            wake: Arc::new(Notify::new()),
         })
+    }
+
+    /// What the apply worker needs.
+    pub fn applier(&self) -> Applier {
+        Applier {
+            db: self.db.clone(),
+            stripe: self.stripe.clone(),
+            sync: self.cfg.sync.clone(),
+        }
+    }
+
+    /// Start the apply worker of this process (woken by `wake`).
+    pub fn start_worker(&self) -> Worker {
+        Worker::spawn(self.applier(), self.wake.clone())
     }
 }
 
@@ -43,6 +63,7 @@ pub fn app(ctx: ApiContext) -> impl Endpoint {
         .at("/openapi.json", spec)
         .nest("/docs", docs)
         .at("/metrics", metrics_text)
+        .at(api::webhook::PATH, post(api::webhook::stripe_webhook))
         .with(api::middleware::BodyLimit(max_body))
         .data(ctx)
         .catch_all_error(api::middleware::json_error)
@@ -62,6 +83,8 @@ pub async fn serve(cfg: Settings) -> anyhow::Result<()> {
     let db = Db::open(&cfg.database_url).await?;
     let bind = cfg.bind;
     let ctx = ApiContext::new(db, cfg)?;
+    crate::metrics::handle();
+    let worker = ctx.start_worker();
     let jobs = crate::sync::jobs::start(ctx.clone()).await?;
     tracing::info!(%bind, public_url = %ctx.cfg.public_url, backend = ?ctx.db.backend, "paysync listening");
     let result = Server::new(TcpListener::bind(bind))
@@ -72,6 +95,7 @@ pub async fn serve(cfg: Settings) -> anyhow::Result<()> {
         )
         .await;
     jobs.stop().await;
+    worker.stop().await;
     ctx.db.pool.close().await;
     tracing::info!("paysync stopped");
     Ok(result?)

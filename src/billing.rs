@@ -85,6 +85,7 @@ pub async fn plan_state(db: &Db, catalog: &Catalog, bucket_id: &str) -> sqlx::Re
 
 /// A bucket's subscription, as summarised in the bucket object.
 #[derive(Object, Debug, Clone)]
+#[oai(skip_serializing_if_is_none)]
 pub struct SubscriptionSummary {
     pub id: String,
     pub status: String,

@@ -72,6 +72,87 @@ pub struct StripeArgs {
     pub stripe_rps: u32,
 }
 
+/// How the apply worker treats the event inbox (server, `events` and `reconcile` commands).
+#[derive(Args, Debug, Clone)]
+pub struct SyncArgs {
+    /// Attempts to apply an event before it is parked as dead (`paysync events replay` revives it).
+    #[arg(
+        long = "event-max-attempts",
+        env = "PAYSYNC_EVENT_MAX_ATTEMPTS",
+        default_value_t = 8
+    )]
+    pub event_max_attempts: u32,
+    /// Wait before the first retry of a failed event; it doubles on every further failure (capped at 1h).
+    #[arg(long = "event-backoff", env = "PAYSYNC_EVENT_BACKOFF", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub event_backoff: Duration,
+    /// How long a replica's claim on a batch of events lasts; a replica that died
+    /// holding a claim delays those events by at most this much.
+    #[arg(long = "event-lease", env = "PAYSYNC_EVENT_LEASE", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub event_lease: Duration,
+    /// Fallback poll of the inbox (deliveries wake the worker at once; this catches retries and other replicas' inserts).
+    #[arg(long = "event-poll", env = "PAYSYNC_EVENT_POLL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub event_poll: Duration,
+    /// Object kinds always re-fetched from Stripe instead of trusting the event's copy
+    /// (comma-separated: customer, source, subscription, invoice, charge, payment_intent).
+    #[arg(long = "refetch", env = "PAYSYNC_REFETCH", value_delimiter = ',')]
+    pub refetch: Vec<String>,
+}
+
+/// Checked settings of the apply worker.
+#[derive(Clone, Debug)]
+pub struct SyncSettings {
+    pub max_attempts: u32,
+    pub backoff: Duration,
+    pub lease: Duration,
+    pub poll: Duration,
+    pub refetch: Vec<crate::store::Kind>,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        SyncSettings {
+            max_attempts: 8,
+            backoff: Duration::from_secs(5),
+            lease: Duration::from_secs(60),
+            poll: Duration::from_secs(5),
+            refetch: vec![],
+        }
+    }
+}
+
+impl SyncArgs {
+    pub fn settings(&self) -> anyhow::Result<SyncSettings> {
+        if self.event_max_attempts == 0 {
+            bail!("PAYSYNC_EVENT_MAX_ATTEMPTS: must be at least 1");
+        }
+        if self.event_lease < Duration::from_secs(1) {
+            bail!("PAYSYNC_EVENT_LEASE: must be at least 1s");
+        }
+        if self.event_poll < Duration::from_millis(10) {
+            bail!("PAYSYNC_EVENT_POLL: must be at least 10ms");
+        }
+        let mut refetch = Vec::new();
+        for name in self
+            .refetch
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+        {
+            let kind = crate::store::Kind::parse(name).with_context(|| {
+                format!("PAYSYNC_REFETCH: unknown kind {name:?} (customer, source, subscription, invoice, charge, payment_intent)")
+            })?;
+            refetch.push(kind);
+        }
+        Ok(SyncSettings {
+            max_attempts: self.event_max_attempts,
+            backoff: self.event_backoff,
+            lease: self.event_lease,
+            poll: self.event_poll,
+            refetch,
+        })
+    }
+}
+
 /// Everything `paysync serve` needs.
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
@@ -84,6 +165,8 @@ pub struct ServeArgs {
     pub jwt: JwtArgs,
     #[command(flatten)]
     pub stripe: StripeArgs,
+    #[command(flatten)]
+    pub sync: SyncArgs,
     /// Webhook signing secrets (`whsec_…`), comma-separated: several are accepted during a rotation.
     #[arg(
         long = "stripe-webhook-secret",
@@ -142,6 +225,7 @@ pub struct Settings {
     pub stripe: StripeSettings,
     pub webhook_secrets: Vec<String>,
     pub webhook_tolerance: Duration,
+    pub sync: SyncSettings,
     pub admin_token: Option<String>,
     pub public_url: String,
     pub jwt: JwtKeys,
@@ -242,6 +326,7 @@ impl ServeArgs {
             stripe,
             webhook_secrets,
             webhook_tolerance: self.webhook_tolerance,
+            sync: self.sync.settings()?,
             admin_token,
             public_url,
             jwt,

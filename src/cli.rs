@@ -53,9 +53,46 @@ pub enum Command {
     /// Bring the cache in line with Stripe now: catch up from the Events API,
     /// or (--full) compare every bucket's customer with Stripe.
     Reconcile(ReconcileArgs),
+    /// The webhook inbox: list failed or dead events, replay them.
+    #[command(subcommand)]
+    Events(EventsCommand),
     /// The plan catalog in Stripe.
     #[command(subcommand)]
     Plans(PlansCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EventsCommand {
+    /// List inbox events: failed (being retried), dead (gave up), or pending.
+    List {
+        /// Events whose apply failed and will be retried.
+        #[arg(long, group = "which")]
+        failed: bool,
+        /// Events parked after too many failed attempts.
+        #[arg(long, group = "which")]
+        dead: bool,
+        /// Events not applied yet.
+        #[arg(long, group = "which")]
+        pending: bool,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Put failed or dead events back in line and apply them now (when a
+    /// Stripe key is configured; else a running server's worker applies them).
+    Replay {
+        /// Event ids (`evt_…`).
+        #[arg(required = true)]
+        ids: Vec<String>,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        stripe: crate::cfg::StripeArgs,
+        #[command(flatten)]
+        sync: crate::cfg::SyncArgs,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -83,6 +120,8 @@ pub struct ReconcileArgs {
     pub db: DbArgs,
     #[command(flatten)]
     pub stripe: crate::cfg::StripeArgs,
+    #[command(flatten)]
+    pub sync: crate::cfg::SyncArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -184,6 +223,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Reconcile(args) => crate::sync::progress::reconcile_command(args).await,
+        Command::Events(cmd) => crate::sync::events_cli::run(cmd).await,
         Command::Plans(PlansCommand::Sync { plans, stripe }) => plans_sync(&plans, &stripe).await,
         Command::Bucket(BucketCommand::AddMember { id, user, role, db }) => {
             let role = Role::parse(&role)

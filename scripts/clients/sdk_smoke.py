@@ -6,7 +6,11 @@ generated models (from_dict) and answers are parsed into the generated models,
 so a spec that disagrees with the server (a wrong type, a missing status
 code) makes this fail.
 
-usage: sdk_smoke.py PACKAGE_DIR PAYSYNC_URL STRIPE_URL BUCKET TOKEN
+Each raw answer is also validated against the response schema the committed
+spec documents for its status code (the generated Python code itself does
+not check types).
+
+usage: sdk_smoke.py PACKAGE_DIR PAYSYNC_URL STRIPE_URL BUCKET TOKEN [SPEC]
 """
 import importlib
 import inspect
@@ -17,7 +21,43 @@ import typing
 import urllib.parse
 import urllib.request
 
+import jsonschema_rs
+
 pkg_dir, url, stripe_url, bucket, token = sys.argv[1:6]
+spec_path = sys.argv[6] if len(sys.argv) > 6 else "openapi/openapi.json"
+spec = json.load(open(spec_path))
+
+
+def json_schema(node):
+    """OpenAPI 3.0 schema -> JSON Schema: inline $refs, `nullable` as a null type."""
+    if isinstance(node, list):
+        return [json_schema(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        name = node["$ref"].rsplit("/", 1)[-1]
+        return json_schema(spec["components"]["schemas"][name])
+    out = {k: json_schema(v) for k, v in node.items() if k != "nullable"}
+    if node.get("nullable") and "type" in out:
+        out = {"anyOf": [out, {"type": "null"}]}
+    return out
+
+
+def response_schema(op_id, status):
+    for item in spec["paths"].values():
+        for op in item.values():
+            if isinstance(op, dict) and op.get("operationId") == op_id:
+                resp = op["responses"].get(str(status))
+                if resp is None:
+                    sys.exit(f"FAIL {op_id}: status {status} is not documented")
+                media = next(v for k, v in resp["content"].items() if k.startswith("application/json"))
+                return json_schema(media["schema"])
+    sys.exit(f"FAIL the spec has no operation {op_id}")
+
+
+def camel(snake):
+    head, *rest = snake.split("_")
+    return head + "".join(w.capitalize() for w in rest)
 sys.path.insert(0, pkg_dir)
 client_pkg = importlib.import_module("paysync_client")
 from paysync_client import AuthenticatedClient  # noqa: E402
@@ -53,6 +93,9 @@ def call(op, want, body=None, **params):
     resp = fn(**kwargs)
     if resp.status_code != want:
         sys.exit(f"FAIL {op}: status {resp.status_code}, want {want}: {resp.content[:300]!r}")
+    errors = [str(e) for e in jsonschema_rs.Draft4Validator(response_schema(camel(op), resp.status_code)).iter_errors(json.loads(resp.content))]
+    if errors:
+        sys.exit(f"FAIL {op}: the {resp.status_code} answer does not match the spec: {errors[0]}")
     if resp.parsed is None or isinstance(resp.parsed, Unset):
         sys.exit(f"FAIL {op}: {resp.status_code} answer not described by the spec: {resp.content[:300]!r}")
     print(f"ok   {op} -> {resp.status_code} {type(resp.parsed).__name__}")

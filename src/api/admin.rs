@@ -9,20 +9,20 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use crate::api::Tag;
 use crate::api::access::AdminAuth;
+use crate::api::text::Text;
 use crate::app::ApiContext;
 use crate::error::{ApiError, ApiResult};
 use crate::store::buckets::{Member, Role, new_id, valid_id};
 
 #[derive(Object, Debug, Clone)]
 pub struct MemberInput {
-    pub user_id: String,
+    pub user_id: Text,
     pub role: Role,
 }
 
 #[derive(Object, Debug, Clone)]
 pub struct BucketInput {
-    #[oai(validator(min_length = 1, max_length = 200))]
-    pub name: String,
+    pub name: Text,
     #[oai(default)]
     pub members: Vec<MemberInput>,
 }
@@ -54,6 +54,13 @@ pub struct Deleted {
 }
 
 fn members_of(input: &BucketInput) -> ApiResult<Vec<Member>> {
+    let name = input.name.trim();
+    if name.is_empty() || name.len() > 200 {
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            "name must be 1 to 200 characters",
+        ));
+    }
     let mut out: Vec<Member> = Vec::new();
     for m in &input.members {
         let user = m.user_id.trim();
@@ -91,7 +98,7 @@ async fn load(ctx: &ApiContext, id: &str) -> ApiResult<AdminBucket> {
         members: members
             .into_iter()
             .map(|m| MemberInput {
-                user_id: m.user_id,
+                user_id: Text(m.user_id),
                 role: m.role,
             })
             .collect(),

@@ -1,6 +1,7 @@
 //! The bucket's SEPA bank account. A bucket has at most one: attaching a new
 //! account detaches the old one. IBANs are checked locally before Stripe.
 
+use crate::api::text::OptText;
 use poem::web::Data;
 use poem_openapi::param::{Header, Path};
 use poem_openapi::payload::Json;
@@ -23,11 +24,11 @@ use crate::stripe::{cards as stripe_cards, json, sources};
 pub struct AttachBank {
     /// The kind of account: only `sepa`.
     #[oai(rename = "type")]
-    pub kind: Option<String>,
+    pub kind: OptText,
     /// The account's IBAN (spaces allowed).
-    pub iban: Option<String>,
+    pub iban: OptText,
     /// The account holder's name.
-    pub name: Option<String>,
+    pub name: OptText,
 }
 
 /// `{"data": source}`

@@ -6,6 +6,7 @@
 //! answered as a Stripe card object; a card PaymentMethod is shown in the same
 //! shape (see [`card_view`]) so clients need one code path.
 
+use crate::api::text::OptText;
 use poem::web::Data;
 use poem_openapi::param::{Header, Path};
 use poem_openapi::payload::Json;
@@ -43,17 +44,17 @@ pub struct CardList {
 #[derive(Object)]
 pub struct AttachCard {
     /// A Stripe card token (`tok_…`), or a card PaymentMethod id (`pm_…`).
-    pub token: Option<String>,
+    pub token: OptText,
 }
 
 #[derive(Object)]
 pub struct UpdateCard {
     /// The card's Stripe id.
-    pub id: Option<String>,
-    pub address_line1: Option<String>,
-    pub address_country: Option<String>,
-    pub address_zip: Option<String>,
-    pub address_city: Option<String>,
+    pub id: OptText,
+    pub address_line1: OptText,
+    pub address_country: OptText,
+    pub address_zip: OptText,
+    pub address_city: OptText,
 }
 
 /// Longest address field accepted (Stripe's own limit is far higher; this catches garbage).
@@ -366,7 +367,7 @@ pub(crate) async fn refresh_customer(
 }
 
 fn address_of(body: &UpdateCard) -> ApiResult<CardAddress> {
-    let field = |name: &str, v: &Option<String>| -> ApiResult<Option<String>> {
+    let field = |name: &str, v: &OptText| -> ApiResult<Option<String>> {
         match v.as_deref().map(str::trim) {
             Some(s) if s.len() > MAX_FIELD => Err(ApiError::bad_request(
                 "invalid_address",
@@ -417,7 +418,7 @@ impl CardsApi {
     ) -> ApiResult<Json<CardData>> {
         let access = auth.write(&ctx, &id).await?;
         check_idempotency_key(idempotency.as_deref())?;
-        let token = body.0.token.unwrap_or_default();
+        let token = body.0.token.map(|t| t.0).unwrap_or_default();
         let idem = idempotency_key(
             &access.bucket.id,
             "attachCreditCard",
@@ -519,7 +520,7 @@ impl CardsApi {
     ) -> ApiResult<Json<CardData>> {
         let access = auth.write(&ctx, &id).await?;
         check_idempotency_key(idempotency.as_deref())?;
-        let card_id = body.id.clone().unwrap_or_default();
+        let card_id = body.id.clone().map(|t| t.0).unwrap_or_default();
         if card_id.trim().is_empty() {
             return Err(ApiError::bad_request(
                 "missing_card_id",

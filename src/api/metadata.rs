@@ -1,6 +1,7 @@
 //! The bucket customer's billing metadata: VAT number, company name, receipt
 //! e-mail. Only these three keys may be set; an empty string removes a key.
 
+use crate::api::text::OptText;
 use std::collections::HashMap;
 
 use poem::web::Data;
@@ -22,20 +23,20 @@ const MAX_VALUE: usize = 500;
 
 /// The keys a caller may set.
 #[derive(Object, Debug, Clone, Default)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct BillingMetadata {
     /// VAT number printed on invoices.
-    pub vat_number: Option<String>,
+    pub vat_number: OptText,
     /// Company name printed on invoices.
-    pub company_name: Option<String>,
+    pub company_name: OptText,
     /// Where receipts are sent (a valid e-mail address).
-    pub receipt_email: Option<String>,
+    pub receipt_email: OptText,
 }
 
+/// `metadata`: the keys to set; an empty string removes a key.
 #[derive(Object)]
 #[oai(deny_unknown_fields)]
 pub struct UpdateMetadata {
-    /// The keys to set; an empty string removes a key.
     pub metadata: Option<BillingMetadata>,
 }
 

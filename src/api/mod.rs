@@ -14,7 +14,9 @@ pub mod metadata;
 pub mod middleware;
 pub mod observe;
 pub mod subscription;
+pub mod text;
 pub mod trial;
+pub mod webhook;
 pub mod write;
 
 use poem_openapi::{OpenApiService, Tags};

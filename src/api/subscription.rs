@@ -2,6 +2,7 @@
 //! payment needs it), confirm a payment intent after 3-D Secure, and the
 //! bucket's subscription and its state, read from the cache.
 
+use crate::api::text::{NullableText, OptText, Text};
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
@@ -29,22 +30,23 @@ use crate::sync::subscriptions::{self as refresh, Snapshot};
 #[derive(Object, Debug)]
 pub struct SubscribeBody {
     /// Catalog name of the plan to subscribe to (or to move the subscription to).
-    pub plan: String,
+    pub plan: Text,
     /// A card token (`tok_…`) to attach as the default card first.
-    pub stripe_token: Option<String>,
+    pub stripe_token: OptText,
     /// A Stripe coupon id, applied to the subscription.
-    pub coupon_id: Option<String>,
+    pub coupon_id: OptText,
 }
 
 #[derive(Object, Debug)]
 pub struct PlanBody {
     /// Catalog name of the plan.
-    pub plan: String,
+    pub plan: Text,
 }
 
 /// The payment intent of a first payment that needs 3-D Secure: hand
 /// `client_secret` to Stripe.js, then call paymentIntentSucceed.
 #[derive(Object, Debug, Clone)]
+#[oai(skip_serializing_if_is_none)]
 pub struct PaymentIntentView {
     pub id: String,
     pub client_secret: Option<String>,
@@ -54,6 +56,7 @@ pub struct PaymentIntentView {
 /// The bucket, its Stripe subscription object, and `payment_intent` when the
 /// first payment needs 3-D Secure (the subscription is `incomplete` until then).
 #[derive(Object, Debug)]
+#[oai(skip_serializing_if_is_none)]
 pub struct SubscribeAnswer {
     // No doc comments on the object-typed fields: poem-openapi would wrap
     // their $ref in an allOf, which some SDK generators cannot read.
@@ -68,14 +71,16 @@ pub struct BucketAnswer {
     pub bucket: BucketView,
 }
 
+/// Always carries all three keys: `plan` and `canceled_at` are `null` when
+/// unknown / not canceled.
 #[derive(Object, Debug)]
 pub struct SubscriptionState {
     /// Stripe status of the subscription (`active`, `incomplete`, `canceled`…).
     pub status: String,
     /// Catalog name of its plan.
-    pub plan: Option<String>,
+    pub plan: OptText,
     /// When it was canceled (RFC 3339), if it was.
-    pub canceled_at: Option<String>,
+    pub canceled_at: OptText,
 }
 
 /// The catalog plan of a subscribe request: unknown → 400, not open to self-service → 403.
@@ -97,7 +102,7 @@ pub fn known<'a>(catalog: &'a Catalog, name: &str) -> ApiResult<&'a Plan> {
         .ok_or_else(|| ApiError::bad_request("unknown_plan", format!("unknown plan {name:?}")))
 }
 
-fn non_empty(s: &Option<String>) -> Option<&str> {
+fn non_empty(s: &OptText) -> Option<&str> {
     s.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
@@ -395,8 +400,10 @@ impl SubscriptionApi {
         let sub = state.subscription.ok_or_else(no_subscription)?;
         Ok(Json(SubscriptionState {
             status: billing::status_of(&sub).to_string(),
-            plan: plan_name(&ctx.cfg.catalog, &sub),
-            canceled_at: json::int(&sub.data, "canceled_at").and_then(rfc3339),
+            plan: plan_name(&ctx.cfg.catalog, &sub).map(NullableText),
+            canceled_at: json::int(&sub.data, "canceled_at")
+                .and_then(rfc3339)
+                .map(NullableText),
         }))
     }
 }

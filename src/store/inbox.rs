@@ -111,32 +111,78 @@ impl Db {
             .try_get("n")
     }
 
-    /// Mark applied, unless another worker already did (returns false then).
-    pub async fn mark_applied(&self, id: &str) -> sqlx::Result<bool> {
+    /// Claim up to `limit` due events (pending, or failed and due again) for
+    /// `token` for `lease_secs`; the claimed events, oldest first. An event
+    /// claimed by another worker whose lease has not run out is skipped, so
+    /// replicas sharing the database never work on the same event at once.
+    pub async fn claim_events(
+        &self,
+        token: &str,
+        lease_secs: i64,
+        limit: i64,
+    ) -> sqlx::Result<Vec<InboxEvent>> {
+        let t = now();
+        // Postgres: concurrent claimers skip each other's rows instead of queueing behind them.
+        // SQLite: one writer at a time, so the update is already exclusive.
+        let skip_locked = if self.backend == super::Backend::Postgres {
+            " FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        };
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "UPDATE stripe_events SET claimed_by = $1, claimed_until = $2 \
+             WHERE id IN (SELECT id FROM stripe_events \
+                          WHERE state IN ('pending', 'failed') AND next_attempt_at <= $3 AND claimed_until < $3 \
+                          ORDER BY created, id LIMIT $4{skip_locked}) \
+               AND state IN ('pending', 'failed') AND claimed_until < $3 \
+             RETURNING {COLUMNS}"
+        )))
+        .bind(token)
+        .bind(t + lease_secs)
+        .bind(t)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut events = rows
+            .iter()
+            .map(event_from_row)
+            .collect::<sqlx::Result<Vec<_>>>()?;
+        events.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+        Ok(events)
+    }
+
+    /// Mark applied under this claim; false when the claim was lost (lease ran
+    /// out and another worker took the event over) or the event was already applied.
+    pub async fn mark_applied(&self, id: &str, token: &str) -> sqlx::Result<bool> {
         let done = sqlx::query(
-            "UPDATE stripe_events SET state = 'applied', applied_at = $2, last_error = NULL \
-             WHERE id = $1 AND state <> 'applied'",
+            "UPDATE stripe_events SET state = 'applied', applied_at = $3, last_error = NULL, \
+             claimed_by = NULL, claimed_until = 0 \
+             WHERE id = $1 AND claimed_by = $2 AND state <> 'applied'",
         )
         .bind(id)
+        .bind(token)
         .bind(now())
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() > 0)
     }
 
-    /// Record a failed attempt: retried at `next_attempt_at`, or parked as dead.
+    /// Record a failed attempt under this claim: retried at `next_attempt_at`, or parked as dead.
     pub async fn mark_failed(
         &self,
         id: &str,
+        token: &str,
         error: &str,
         next_attempt_at: i64,
         dead: bool,
     ) -> sqlx::Result<()> {
         sqlx::query(
-            "UPDATE stripe_events SET state = $2, attempts = attempts + 1, next_attempt_at = $3, last_error = $4 \
-             WHERE id = $1 AND state <> 'applied'",
+            "UPDATE stripe_events SET state = $3, attempts = attempts + 1, next_attempt_at = $4, last_error = $5, \
+             claimed_by = NULL, claimed_until = 0 \
+             WHERE id = $1 AND claimed_by = $2 AND state <> 'applied'",
         )
         .bind(id)
+        .bind(token)
         .bind(if dead { "dead" } else { "failed" })
         .bind(next_attempt_at)
         .bind(error)
@@ -145,10 +191,26 @@ impl Db {
         Ok(())
     }
 
+    /// Put applied events whose body mentions `needle` back in line. Used when a
+    /// customer gets linked to a bucket: its events applied before the link were
+    /// ignored (customer of no bucket), and must now be applied for real.
+    /// Re-applying one that was not ignored is harmless (the watermark makes it stale).
+    pub async fn requeue_events_mentioning(&self, needle: &str) -> sqlx::Result<u64> {
+        let done = sqlx::query(
+            "UPDATE stripe_events SET state = 'pending', next_attempt_at = 0 \
+             WHERE state = 'applied' AND body LIKE $1",
+        )
+        .bind(format!("%\"{needle}\"%"))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Put a failed or dead event back in line (`paysync events replay`).
     pub async fn requeue_event(&self, id: &str) -> sqlx::Result<bool> {
         let done = sqlx::query(
-            "UPDATE stripe_events SET state = 'pending', attempts = 0, next_attempt_at = 0 \
+            "UPDATE stripe_events SET state = 'pending', attempts = 0, next_attempt_at = 0, \
+             claimed_by = NULL, claimed_until = 0 \
              WHERE id = $1 AND state IN ('failed', 'dead')",
         )
         .bind(id)

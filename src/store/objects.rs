@@ -354,7 +354,9 @@ pub async fn write_object_in(
         return Ok(WriteOutcome::Stale);
     };
     let same_second = row.wm_created == wm.created;
-    if !row.deleted && same_second && !force && row.data != m.data && row.wm_event != wm.event {
+    // A delete is a change even when the object's copy in it is the same as the row's.
+    let differs = row.data != m.data || m.deleted;
+    if !row.deleted && same_second && !force && differs && row.wm_event != wm.event {
         Ok(WriteOutcome::Tie)
     } else {
         Ok(WriteOutcome::Stale)

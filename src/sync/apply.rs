@@ -136,6 +136,8 @@ async fn bucket_of(db: &Db, m: &Mirror) -> sqlx::Result<Option<String>> {
     match db.link_customer(named, &m.customer_id).await? {
         Some(linked) if linked == m.customer_id => {
             db.adopt_customer_objects(&m.customer_id, named).await?;
+            // Events of this customer applied before the link were ignored: apply them again.
+            db.requeue_events_mentioning(&m.customer_id).await?;
             Ok(Some(named.to_string()))
         }
         _ => Ok(None),

@@ -88,6 +88,9 @@ pub async fn run_catchup(ctx: &ApiContext) {
     match catchup::run(&ctx.db, &ctx.stripe).await {
         Ok(done) => {
             tracing::info!(listed = done.listed, stored = done.stored, "catch-up done");
+            if done.stored > 0 {
+                ctx.wake.notify_one();
+            }
             if done.needs_full {
                 run_full(ctx).await;
             }

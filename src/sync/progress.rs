@@ -23,6 +23,17 @@ pub async fn reconcile_command(args: ReconcileArgs) -> anyhow::Result<()> {
             "catch-up: {} events listed, {} new; cursor at {}",
             applied.listed, applied.stored, applied.cursor
         );
+        // Apply what was stored now, rather than leaving it to a running server.
+        let applier = crate::sync::worker::Applier {
+            db: db.clone(),
+            stripe: stripe.clone(),
+            sync: args.sync.settings()?,
+        };
+        let drained = applier.drain().await?;
+        eprintln!(
+            "applied {} events ({} failed, {} dead)",
+            drained.applied, drained.failed, drained.dead
+        );
         if applied.needs_full {
             eprintln!(
                 "the cursor was older than Stripe's 30-day window: run `paysync reconcile --full`"

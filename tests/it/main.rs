@@ -13,3 +13,4 @@ mod reconcile_wiremock;
 mod stripe_direct;
 mod subscriptions;
 mod subscriptions_wiremock;
+mod webhooks;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use paysync::app::{ApiContext, app};
 use paysync::auth::JwtKeys;
-use paysync::cfg::{Settings, StripeSettings};
+use paysync::cfg::{Settings, StripeSettings, SyncSettings};
 use paysync::plans::Catalog;
 use paysync::store::Db;
 use paysync::store::buckets::{Member, Role, new_id};
@@ -151,6 +151,13 @@ pub struct Options {
     pub stripe_rps: u32,
     pub admin_token: Option<String>,
     pub max_body: usize,
+    /// Webhook signing secrets (default: `WEBHOOK_SECRET`).
+    pub webhook_secrets: Vec<String>,
+    pub webhook_tolerance: Duration,
+    /// Apply worker settings (max attempts, backoff, lease, poll, re-fetched kinds).
+    pub sync: SyncSettings,
+    /// Run the apply worker, as `paysync serve` does.
+    pub worker: bool,
 }
 
 impl Default for Options {
@@ -162,6 +169,14 @@ impl Default for Options {
             stripe_rps: 0,
             admin_token: Some(ADMIN_TOKEN.into()),
             max_body: 64 * 1024,
+            webhook_secrets: vec![WEBHOOK_SECRET.into()],
+            webhook_tolerance: Duration::from_secs(300),
+            sync: SyncSettings {
+                poll: Duration::from_millis(500),
+                backoff: Duration::from_secs(1),
+                ..SyncSettings::default()
+            },
+            worker: false,
         }
     }
 }
@@ -173,6 +188,7 @@ pub struct TestApp {
     pub db: TestDb,
     pub http: reqwest::Client,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    worker: Option<paysync::sync::worker::Worker>,
 }
 
 pub fn settings(bind: std::net::SocketAddr, db: &TestDb, opts: &Options) -> Settings {
@@ -189,8 +205,9 @@ pub fn settings(bind: std::net::SocketAddr, db: &TestDb, opts: &Options) -> Sett
             max_attempts: opts.stripe_max_attempts,
             rps: opts.stripe_rps,
         },
-        webhook_secrets: vec![WEBHOOK_SECRET.into()],
-        webhook_tolerance: Duration::from_secs(300),
+        webhook_secrets: opts.webhook_secrets.clone(),
+        webhook_tolerance: opts.webhook_tolerance,
+        sync: opts.sync.clone(),
         admin_token: opts.admin_token.clone(),
         public_url: format!("http://{bind}"),
         jwt: JwtKeys::hs256(JWT_SECRET).expect("jwt"),
@@ -235,6 +252,7 @@ impl TestApp {
         let ctx = ApiContext::new(store, cfg).expect("context");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let endpoint = app(ctx.clone());
+        let worker = opts.worker.then(|| ctx.start_worker());
         tokio::spawn(async move {
             let _ = poem::Server::new_with_acceptor(acceptor)
                 .run_with_graceful_shutdown(
@@ -252,6 +270,53 @@ impl TestApp {
             db,
             http: reqwest::Client::new(),
             shutdown: Some(tx),
+            worker,
+        }
+    }
+
+    /// Start the apply worker (as `paysync serve` does), if not running yet.
+    pub fn start_worker(&mut self) {
+        if self.worker.is_none() {
+            self.worker = Some(self.ctx.start_worker());
+        }
+    }
+
+    /// Post a webhook delivery signed with `WEBHOOK_SECRET` now.
+    pub async fn deliver(&self, body: &str) -> (u16, Value) {
+        let header = paysync::sync::signature::header(
+            WEBHOOK_SECRET,
+            paysync::store::now(),
+            body.as_bytes(),
+        );
+        self.deliver_with(body, Some(&header)).await
+    }
+
+    /// Post a webhook delivery with this `Stripe-Signature` header (or none).
+    pub async fn deliver_with(&self, body: &str, signature: Option<&str>) -> (u16, Value) {
+        let mut req = self
+            .http
+            .post(format!("{}/webhooks/stripe", self.url))
+            .header("content-type", "application/json; charset=utf-8")
+            .body(body.to_string());
+        if let Some(sig) = signature {
+            req = req.header("stripe-signature", sig);
+        }
+        call(req).await
+    }
+
+    /// Wait until the inbox has nothing left to apply (panics after `secs`).
+    pub async fn settle(&self, secs: u64) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let (left, _) = self.ctx.db.inbox_backlog().await.expect("inbox backlog");
+            if left == 0 {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{left} events still unapplied after {secs}s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 

@@ -1,0 +1,111 @@
+//! `POST /webhooks/stripe`: Stripe's deliveries.
+//!
+//! The answer says only whether the event is safely stored: the signature is
+//! checked over the raw body, the event is inserted into the inbox and
+//! committed, and only then 200. Applying it is the worker's job (woken right
+//! away), so the answer never waits on Stripe, and an event whose apply fails
+//! is still acknowledged once, then retried by us rather than by Stripe.
+//! - bad or missing signature, stale or future timestamp, not an event: 400, nothing stored;
+//! - an id already in the inbox: 200, nothing applied again;
+//! - the inbox cannot be written: 503, so Stripe delivers it again later.
+//!
+//! It is a plain poem route, not part of the OpenAPI spec: Stripe is its only
+//! caller, and SDK clients must not get a method for it.
+
+use poem::http::StatusCode;
+use poem::web::Data;
+use poem::{Body, Request, Response, handler};
+use poem_openapi::OperationId;
+use serde_json::{Value, json};
+
+use crate::app::ApiContext;
+use crate::error::error_response;
+use crate::store::inbox::NewEvent;
+use crate::store::now;
+use crate::sync::events::Event;
+use crate::sync::signature;
+
+pub const PATH: &str = "/webhooks/stripe";
+
+#[handler]
+pub async fn stripe_webhook(ctx: Data<&ApiContext>, req: &Request, body: Body) -> Response {
+    let mut resp = receive(&ctx, req, body).await;
+    resp.set_data(OperationId("stripeWebhook"));
+    resp
+}
+
+async fn receive(ctx: &ApiContext, req: &Request, body: Body) -> Response {
+    let bytes = match body.into_bytes().await {
+        Ok(b) => b,
+        Err(e) => return refuse("body_unreadable", &format!("could not read the body: {e}")),
+    };
+    if ctx.cfg.webhook_secrets.is_empty() {
+        // Our configuration is at fault, not the delivery: 5xx, so Stripe keeps it for later.
+        tracing::error!("webhook delivery refused: STRIPE_WEBHOOK_SECRET is not set");
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "webhook_not_configured",
+            "no webhook secret is configured",
+        );
+    }
+    let header = req
+        .headers()
+        .get("stripe-signature")
+        .map(|v| v.to_str().unwrap_or("\u{0}"));
+    let tolerance = ctx.cfg.webhook_tolerance.as_secs() as i64;
+    if let Err(e) = signature::verify(header, &bytes, &ctx.cfg.webhook_secrets, tolerance, now()) {
+        metrics::counter!("paysync_webhook_refused_total", "reason" => e.code()).increment(1);
+        tracing::warn!(reason = e.code(), "webhook delivery refused: {e}");
+        return refuse(e.code(), &e.to_string());
+    }
+    let Ok(text) = std::str::from_utf8(&bytes) else {
+        return refuse("not_an_event", "body is not UTF-8 JSON");
+    };
+    let Ok(value) = serde_json::from_str::<Value>(text) else {
+        return refuse("not_an_event", "body is not JSON");
+    };
+    let Some(event) = Event::parse(&value) else {
+        return refuse(
+            "not_an_event",
+            "body is not a Stripe event (id, type, created, data.object)",
+        );
+    };
+    let new = NewEvent {
+        id: event.id,
+        r#type: event.r#type,
+        created: event.created,
+        body: text,
+        source: "webhook",
+    };
+    match ctx.db.insert_event(&new).await {
+        Ok(inserted) => {
+            if inserted {
+                ctx.wake.notify_one();
+            }
+            metrics::counter!("paysync_webhook_received_total", "duplicate" => (!inserted).to_string()).increment(1);
+            tracing::debug!(
+                event = event.id,
+                r#type = event.r#type,
+                duplicate = !inserted,
+                "webhook stored"
+            );
+            Response::builder()
+                .status(StatusCode::OK)
+                .content_type("application/json; charset=utf-8")
+                .body(json!({"received": true, "duplicate": !inserted}).to_string())
+        }
+        Err(e) => {
+            tracing::error!(event = event.id, error = %e, "webhook inbox cannot be written; answering 503 so Stripe retries");
+            metrics::counter!("paysync_webhook_unstored_total").increment(1);
+            error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "inbox_unavailable",
+                "the event could not be stored; retry later",
+            )
+        }
+    }
+}
+
+fn refuse(code: &str, message: &str) -> Response {
+    error_response(StatusCode::BAD_REQUEST, code, message)
+}

@@ -1,0 +1,316 @@
+//! Applying one Stripe event to the cache: the event's object goes through
+//! `apply::store` (the same function the write routes and the reconciler
+//! use) with the event's `created` second and id as watermark.
+//!
+//! Order: events arrive in any order and more than once. A row changes only
+//! when the event is newer than what the row reflects. Within one second the
+//! event time cannot order two changes, so the object's own version fields
+//! decide where Stripe has them (an invoice's status transitions, a
+//! subscription's cancel time); when they cannot, the object is fetched from
+//! Stripe and that answer is stored, so the cache ends on Stripe's real state
+//! whatever the delivery order. Deletes leave tombstones, so a late `updated`
+//! cannot bring a deleted object back.
+//!
+//! A subscription event needs nothing more: the bucket's effective plan is
+//! derived from the stored subscriptions on every read (`billing`).
+
+use serde_json::Value;
+use stripe_client_core::{RequestBuilder, StripeMethod};
+
+use crate::cfg::SyncSettings;
+use crate::store::{Db, Kind, Watermark, WriteOutcome};
+use crate::stripe::{Stripe, json};
+use crate::sync::apply::{self, Stored};
+
+/// Event types whose object the cache mirrors. Every other type is kept in
+/// the inbox (and acknowledged) but changes nothing.
+pub const MIRRORED: &[&str] = &[
+    "customer.created",
+    "customer.updated",
+    "customer.deleted",
+    "customer.source.created",
+    "customer.source.updated",
+    "customer.source.deleted",
+    "customer.source.expiring",
+    "payment_method.attached",
+    "payment_method.updated",
+    "payment_method.detached",
+    "customer.subscription.created",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+    "customer.subscription.paused",
+    "customer.subscription.resumed",
+    "customer.subscription.trial_will_end",
+    "invoice.created",
+    "invoice.updated",
+    "invoice.finalized",
+    "invoice.paid",
+    "invoice.payment_succeeded",
+    "invoice.payment_failed",
+    "invoice.voided",
+    "invoice.marked_uncollectible",
+    "invoice.deleted",
+    "charge.succeeded",
+    "charge.failed",
+    "charge.refunded",
+    "charge.updated",
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "payment_intent.requires_action",
+];
+
+pub fn mirrored(ty: &str) -> bool {
+    MIRRORED.contains(&ty)
+}
+
+/// Event types after which the object no longer exists for the customer.
+/// (`customer.subscription.deleted` is not one: the subscription stays, `canceled`,
+/// as the bucket's past subscription.)
+fn removes(ty: &str) -> bool {
+    matches!(
+        ty,
+        "customer.deleted"
+            | "customer.source.deleted"
+            | "payment_method.detached"
+            | "invoice.deleted"
+    )
+}
+
+/// The parts of an event body the apply needs; None when it is not a Stripe event.
+#[derive(Debug, Clone)]
+pub struct Event<'a> {
+    pub id: &'a str,
+    pub r#type: &'a str,
+    pub created: i64,
+    pub object: &'a Value,
+}
+
+impl<'a> Event<'a> {
+    pub fn parse(body: &'a Value) -> Option<Event<'a>> {
+        let id = json::str(body, "id").filter(|s| !s.is_empty())?;
+        let r#type = json::str(body, "type").filter(|s| !s.is_empty())?;
+        let created = json::int(body, "created")?;
+        let object = body.pointer("/data/object").filter(|o| o.is_object())?;
+        Some(Event {
+            id,
+            r#type,
+            created,
+            object,
+        })
+    }
+}
+
+/// What applying an event did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// A type paysync does not mirror.
+    NotMirrored,
+    /// Not an object of a bucket's customer (or not a kind the cache keeps).
+    Ignored,
+    /// The watermark rule's outcome (`Tie` never: ties are resolved).
+    Stored(WriteOutcome),
+    /// The object was fetched from Stripe and that was stored.
+    Refetched(WriteOutcome),
+}
+
+/// Apply one event body (as stored in the inbox).
+pub async fn apply_body(
+    db: &Db,
+    stripe: &Stripe,
+    sync: &SyncSettings,
+    body: &str,
+) -> anyhow::Result<Applied> {
+    let value: Value =
+        serde_json::from_str(body).map_err(|e| anyhow::anyhow!("event body is not JSON: {e}"))?;
+    let event = Event::parse(&value)
+        .ok_or_else(|| anyhow::anyhow!("not a Stripe event (id, type, created, data.object)"))?;
+    apply_event(db, stripe, sync, &event).await
+}
+
+pub async fn apply_event(
+    db: &Db,
+    stripe: &Stripe,
+    sync: &SyncSettings,
+    e: &Event<'_>,
+) -> anyhow::Result<Applied> {
+    if !mirrored(e.r#type) {
+        return Ok(Applied::NotMirrored);
+    }
+    let Some(kind) = apply::kind_of(e.object) else {
+        return Ok(Applied::Ignored);
+    };
+    let wm = Watermark {
+        created: e.created,
+        event: e.id.to_string(),
+    };
+    let deleted = removes(e.r#type);
+    if sync.refetch.contains(&kind) && !deleted {
+        return refetch(db, stripe, e.object, &wm).await;
+    }
+    let applied = match apply::store(db, e.object, &wm, deleted, false).await? {
+        Stored::Ignored => Applied::Ignored,
+        Stored::Outcome(WriteOutcome::Tie) => {
+            resolve_tie(db, stripe, kind, e.object, &wm, deleted).await?
+        }
+        Stored::Outcome(o) => Applied::Stored(o),
+    };
+    if e.r#type == "customer.deleted" && applied != Applied::Ignored {
+        forget_payment_methods(db, e.object, &wm).await?;
+    }
+    Ok(applied)
+}
+
+/// Stripe deletes a deleted customer's cards and bank accounts without an
+/// event of their own: tombstone them, so no read route shows them again.
+async fn forget_payment_methods(db: &Db, customer: &Value, wm: &Watermark) -> anyhow::Result<()> {
+    let Some(id) = json::str(customer, "id") else {
+        return Ok(());
+    };
+    for row in db
+        .customer_objects(Kind::Source, id)
+        .await?
+        .into_iter()
+        .filter(|r| !r.deleted)
+    {
+        apply::store(db, &row.data, wm, true, true).await?;
+    }
+    Ok(())
+}
+
+/// Same second as the row, different content: a delete wins (nothing follows a
+/// delete in Stripe); else the object's version fields, when both have them and
+/// they differ; else Stripe's current object.
+async fn resolve_tie(
+    db: &Db,
+    stripe: &Stripe,
+    kind: Kind,
+    obj: &Value,
+    wm: &Watermark,
+    deleted: bool,
+) -> anyhow::Result<Applied> {
+    if deleted {
+        return Ok(stored(apply::store(db, obj, wm, true, true).await?));
+    }
+    let id = json::str(obj, "id").unwrap_or_default();
+    if let Some(row) = db.object(kind, id).await? {
+        match (version(&row.data), version(obj)) {
+            (Some(have), Some(got)) if got > have => {
+                return Ok(stored(apply::store(db, obj, wm, false, true).await?));
+            }
+            (Some(have), Some(got)) if got < have => {
+                return Ok(Applied::Stored(WriteOutcome::Stale));
+            }
+            _ => {}
+        }
+    }
+    refetch(db, stripe, obj, wm).await
+}
+
+fn stored(s: Stored) -> Applied {
+    match s {
+        Stored::Ignored => Applied::Ignored,
+        Stored::Outcome(o) => Applied::Stored(o),
+    }
+}
+
+/// How far along its life an object is, from fields Stripe only ever moves
+/// forward: the latest of its status-transition and end times. None when the
+/// object has none of them (then only Stripe can tell two versions apart).
+pub fn version(obj: &Value) -> Option<i64> {
+    let mut times: Vec<i64> = ["canceled_at", "ended_at", "updated"]
+        .iter()
+        .filter_map(|k| json::int(obj, k))
+        .collect();
+    if let Some(st) = obj.get("status_transitions") {
+        times.extend(
+            [
+                "finalized_at",
+                "paid_at",
+                "voided_at",
+                "marked_uncollectible_at",
+            ]
+            .iter()
+            .filter_map(|k| json::int(st, k)),
+        );
+    }
+    times.into_iter().max()
+}
+
+/// Fetch the object from Stripe and store that answer (a 404 stores a tombstone).
+async fn refetch(db: &Db, stripe: &Stripe, obj: &Value, wm: &Watermark) -> anyhow::Result<Applied> {
+    let path = retrieve_path(obj)
+        .ok_or_else(|| anyhow::anyhow!("cannot tell how to fetch this object from Stripe"))?;
+    let fetched = match stripe
+        .execute(RequestBuilder::new(StripeMethod::Get, path), None)
+        .await
+    {
+        Ok(v) => v,
+        Err(e) if e.is_not_found() => {
+            let outcome = match apply::store(db, obj, wm, true, true).await? {
+                Stored::Ignored => return Ok(Applied::Ignored),
+                Stored::Outcome(o) => o,
+            };
+            return Ok(Applied::Refetched(outcome));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let deleted = json::bool(&fetched, "deleted").unwrap_or(false);
+    // A detached PaymentMethod comes back without a customer: it is gone for the bucket.
+    let detached = json::str(&fetched, "object") == Some("payment_method")
+        && json::id(&fetched, "customer").is_none();
+    let (to_store, gone) = if deleted && apply::kind_of(&fetched).is_none() {
+        (obj, true)
+    } else {
+        (&fetched, deleted || detached)
+    };
+    match apply::store(db, to_store, wm, gone, true).await? {
+        Stored::Ignored => Ok(Applied::Ignored),
+        Stored::Outcome(o) => Ok(Applied::Refetched(o)),
+    }
+}
+
+/// The Stripe API path that retrieves an object.
+fn retrieve_path(obj: &Value) -> Option<String> {
+    let id = json::str(obj, "id")?;
+    let path = match json::str(obj, "object")? {
+        "customer" => format!("/customers/{id}"),
+        "card" | "bank_account" => {
+            format!("/customers/{}/sources/{id}", json::id(obj, "customer")?)
+        }
+        "source" => format!("/sources/{id}"),
+        "payment_method" => format!("/payment_methods/{id}"),
+        "subscription" => format!("/subscriptions/{id}"),
+        "invoice" => format!("/invoices/{id}"),
+        "charge" => format!("/charges/{id}"),
+        "payment_intent" => format!("/payment_intents/{id}"),
+        _ => return None,
+    };
+    Some(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parses_events_and_versions() {
+        let body = json!({"id": "evt_1", "type": "invoice.paid", "created": "1700000000", "data": {"object": {"id": "in_1"}}});
+        let e = Event::parse(&body).unwrap();
+        assert_eq!(
+            (e.id, e.r#type, e.created),
+            ("evt_1", "invoice.paid", 1_700_000_000)
+        );
+        assert!(Event::parse(&json!({"id": "evt_1", "type": "x", "created": 1})).is_none());
+        let inv = json!({"status_transitions": {"finalized_at": 10, "paid_at": 12}});
+        assert_eq!(version(&inv), Some(12));
+        assert_eq!(
+            version(&json!({"status": "active", "canceled_at": null})),
+            None
+        );
+        assert_eq!(
+            retrieve_path(&json!({"object": "card", "id": "card_1", "customer": "cus_1"})).unwrap(),
+            "/customers/cus_1/sources/card_1"
+        );
+    }
+}
