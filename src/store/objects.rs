@@ -425,7 +425,7 @@ pub async fn customer_texts_all_in(
     conn: &mut AnyConnection,
     customer_id: &str,
 ) -> sqlx::Result<Vec<(Kind, String, String, bool)>> {
-    const SQL: &str = "SELECT 'customer' AS kind, id, data, deleted FROM stripe_customers WHERE customer_id = $1 \
+    const SQL: &str = "SELECT 'customer' AS kind, id, data, deleted FROM stripe_customers WHERE id = $1 \
         UNION ALL SELECT 'source' AS kind, id, data, deleted FROM stripe_sources WHERE customer_id = $2 \
         UNION ALL SELECT 'subscription' AS kind, id, data, deleted FROM stripe_subscriptions WHERE customer_id = $3 \
         UNION ALL SELECT 'invoice' AS kind, id, data, deleted FROM stripe_invoices WHERE customer_id = $4 \
