@@ -68,6 +68,9 @@ enum Cmd {
         /// RUST_LOG of the server under test.
         #[arg(long, default_value = "info")]
         rust_log: String,
+        /// Override the number of webhook customers (10 events each).
+        #[arg(long)]
+        webhook_customers: Option<usize>,
     },
     /// Serve the Stripe stand-in until interrupted (for looking at it by hand).
     Standin {
@@ -132,8 +135,13 @@ async fn main() -> anyhow::Result<()> {
             only,
             out,
             rust_log,
+            webhook_customers,
         } => {
             std::fs::create_dir_all(&work)?;
+            let mut sizes = Sizes::new(quick);
+            if let Some(n) = webhook_customers {
+                sizes.webhook_customers = n;
+            }
             let ctx = Suite {
                 backend,
                 bin: std::fs::canonicalize(&bin).with_context(|| format!("{}", bin.display()))?,
@@ -141,7 +149,7 @@ async fn main() -> anyhow::Result<()> {
                 work,
                 pg,
                 quick,
-                sizes: Sizes::new(quick),
+                sizes,
                 out,
                 rust_log,
             };
