@@ -51,6 +51,11 @@ impl Paysync {
             .env("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)
             .env("PAYSYNC_PLANS", s.root.join("fixtures/plans.toml"))
             .env("RUST_LOG", s.rust_log)
+            // The scheduled catch-up and full reconcile would run against the stand-in in the
+            // middle of a measure (a fresh catch-up cursor asks for a full reconcile): once a
+            // year is never, for a benchmark. The backfill measure runs the reconcile itself.
+            .env("PAYSYNC_CATCHUP_CRON", "0 0 0 1 1 *")
+            .env("PAYSYNC_RECONCILE_CRON", "0 0 0 1 1 *")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
