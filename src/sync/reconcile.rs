@@ -25,7 +25,9 @@ use tokio::sync::mpsc;
 use sqlx::AnyConnection;
 
 use crate::store::cursors::set_cursor_in;
-use crate::store::objects::{Stored as Row, customer_objects_in, customer_texts_all_in, object_text_in};
+use crate::store::objects::{
+    Stored as Row, customer_objects_in, customer_texts_all_in, object_text_in,
+};
 use crate::store::{Db, Kind, Watermark, WriteOutcome, now};
 use crate::stripe::pages::{PAGE, list_all};
 use crate::stripe::{Stripe, json};
@@ -162,7 +164,9 @@ async fn write_all(
             txn.commit().await?;
             finish(report, std::mem::take(&mut done), total, progress);
             let mut drift = drift;
-            drift.merge(&settle_missing(db, stripe, &bucket, &customer, missing, &fetched.wm).await?);
+            drift.merge(
+                &settle_missing(db, stripe, &bucket, &customer, missing, &fetched.wm).await?,
+            );
             db.set_cursor(CURSOR_PROGRESS, &bucket).await?;
             finish(report, vec![(bucket, drift)], total, progress);
             txn = db.begin_write().await?;
@@ -362,8 +366,16 @@ async fn write_listed(
     let cached_customer = by_kind.remove(&Kind::Customer).unwrap_or_default();
     drift.add(
         Kind::Customer,
-        write_if_changed(conn, &cached_customer, &live.customer, wm, live.deleted, bucket_id, customer_id)
-            .await?,
+        write_if_changed(
+            conn,
+            &cached_customer,
+            &live.customer,
+            wm,
+            live.deleted,
+            bucket_id,
+            customer_id,
+        )
+        .await?,
     );
     let mut missing = Vec::new();
     for (kind, listed) in [
@@ -379,7 +391,8 @@ async fn write_listed(
             if let Some(id) = json::str(obj, "id") {
                 seen.insert(id);
             }
-            changed += write_if_changed(conn, &rows, obj, wm, false, bucket_id, customer_id).await?;
+            changed +=
+                write_if_changed(conn, &rows, obj, wm, false, bucket_id, customer_id).await?;
         }
         drift.add(kind, changed);
         for (id, (_, deleted)) in &rows {
@@ -425,8 +438,16 @@ async fn settle_missing(
                 if json::id(&obj, "customer") == Some(customer_id)
                     && !json::bool(&obj, "deleted").unwrap_or(false) =>
             {
-                write_if_changed(&mut conn, &Cached::new(), &obj, wm, false, bucket_id, customer_id)
-                    .await?
+                write_if_changed(
+                    &mut conn,
+                    &Cached::new(),
+                    &obj,
+                    wm,
+                    false,
+                    bucket_id,
+                    customer_id,
+                )
+                .await?
             }
             _ => write(&mut conn, &row.data, wm, true, bucket_id, customer_id).await?,
         };

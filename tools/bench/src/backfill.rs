@@ -12,7 +12,12 @@ use crate::seed::customer_id;
 use crate::server::STRIPE_KEY;
 
 /// Run the real CLI; returns (elapsed, stdout summary line).
-pub fn reconcile(bin: &Path, root: &Path, database_url: &str, stripe_base: &str) -> anyhow::Result<(Duration, String)> {
+pub fn reconcile(
+    bin: &Path,
+    root: &Path,
+    database_url: &str,
+    stripe_base: &str,
+) -> anyhow::Result<(Duration, String)> {
     let started = Instant::now();
     let out = Command::new(bin)
         .args(["reconcile", "--full"])
@@ -30,7 +35,10 @@ pub fn reconcile(bin: &Path, root: &Path, database_url: &str, stripe_base: &str)
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    Ok((took, String::from_utf8_lossy(&out.stdout).trim().to_string()))
+    Ok((
+        took,
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+    ))
 }
 
 /// The reads a full reconcile makes for customer `i`, in its order.

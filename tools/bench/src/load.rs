@@ -142,7 +142,11 @@ pub async fn run(
 }
 
 /// One-off GET on a fresh connection: (status, body).
-pub async fn get(addr: SocketAddr, path: &str, bearer: Option<&str>) -> anyhow::Result<(u16, Bytes)> {
+pub async fn get(
+    addr: SocketAddr,
+    path: &str,
+    bearer: Option<&str>,
+) -> anyhow::Result<(u16, Bytes)> {
     let mut sender = connect::<Empty<Bytes>>(addr).await?;
     let mut req = Request::get(path).header("host", "127.0.0.1");
     if let Some(b) = bearer {

@@ -27,7 +27,10 @@ use crate::seed::{bucket_id, user_id};
 use crate::server::{JWT_SECRET, Paysync, Start, WEBHOOK_SECRET};
 
 #[derive(Parser)]
-#[command(name = "paysync-bench", about = "paysync benchmarks (run through scripts/bench)")]
+#[command(
+    name = "paysync-bench",
+    about = "paysync benchmarks (run through scripts/bench)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -178,7 +181,9 @@ struct Suite {
 }
 
 fn cores() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 fn cpu_model() -> String {
@@ -212,7 +217,10 @@ impl Suite {
         let line = obj.to_string();
         println!("{line}");
         if let Some(out) = &self.out {
-            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(out)?;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(out)?;
             writeln!(f, "{line}")?;
         }
         Ok(())
@@ -259,7 +267,9 @@ impl Suite {
             root: &self.root,
             database_url: &url,
             stripe_base: &standin,
-            log: self.work.join(format!("paysync-{}.log", self.backend_name())),
+            log: self
+                .work
+                .join(format!("paysync-{}.log", self.backend_name())),
             rust_log: &self.rust_log,
         })
         .await?;
@@ -283,11 +293,18 @@ impl Suite {
         );
         // The cards read route once it exists; until then the bucket read route.
         let cards = "/api/bucket/{id}/payment/cards";
-        let (st, _) = load::get(app.addr, &cards.replace("{id}", &bucket_id(0)), Some(&tokens[0])).await?;
+        let (st, _) = load::get(
+            app.addr,
+            &cards.replace("{id}", &bucket_id(0)),
+            Some(&tokens[0]),
+        )
+        .await?;
         let (route, read_path) = if st == 200 {
             ("fetchCreditCards", cards)
         } else {
-            eprintln!("paysync-bench: {cards} answered {st}; measuring GET /api/bucket/{{id}} instead");
+            eprintln!(
+                "paysync-bench: {cards} answered {st}; measuring GET /api/bucket/{{id}} instead"
+            );
             ("getBucket (cards route missing)", "/api/bucket/{id}")
         };
 
@@ -324,7 +341,13 @@ impl Suite {
         if hooks {
             let probe = Bytes::from_static(b"{}");
             let mut sender = load::connect::<http_body_util::Full<Bytes>>(app.addr).await?;
-            let (st, _) = load::post(&mut sender, "/webhooks/stripe", &[("stripe-signature", "t=1,v1=00")], probe).await?;
+            let (st, _) = load::post(
+                &mut sender,
+                "/webhooks/stripe",
+                &[("stripe-signature", "t=1,v1=00")],
+                probe,
+            )
+            .await?;
             if st == 404 || st == 405 {
                 self.emit(
                     "webhooks",
@@ -377,7 +400,8 @@ impl Suite {
         let (first, drift) = backfill::reconcile(&self.bin, &self.root, &url, &standin)?;
         let (second, drift2) = backfill::reconcile(&self.bin, &self.root, &url, &standin)?;
         let (paging, requests) = backfill::page(&standin, n).await?;
-        let per_customer = 1 + standin::CARDS + standin::SUBSCRIPTIONS + standin::INVOICES + standin::CHARGES;
+        let per_customer =
+            1 + standin::CARDS + standin::SUBSCRIPTIONS + standin::INVOICES + standin::CHARGES;
         self.emit(
             "backfill",
             json!({"customers": n, "objects_per_customer": per_customer,

@@ -52,7 +52,9 @@ pub async fn seed(db: &Db, n: usize, cards: usize) -> anyhow::Result<()> {
                 .execute(&mut *tx)
                 .await?;
             if cards > 0 {
-                let objs: Vec<_> = (0..cards).map(|k| card(b, k, &customer, now - 60)).collect();
+                let objs: Vec<_> = (0..cards)
+                    .map(|k| card(b, k, &customer, now - 60))
+                    .collect();
                 let cust = customer_object(b, now - 60, None);
                 for obj in std::iter::once(&cust).chain(objs.iter()) {
                     store_in_bucket(&mut tx, obj, &wm, false, false, &bucket, &customer).await?;

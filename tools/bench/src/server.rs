@@ -72,7 +72,10 @@ impl Paysync {
                 return Ok(p);
             }
             if let Some(status) = p.child.try_wait()? {
-                anyhow::bail!("paysync exited ({status}) before it was ready; see {}", s.log.display());
+                anyhow::bail!(
+                    "paysync exited ({status}) before it was ready; see {}",
+                    s.log.display()
+                );
             }
             if Instant::now() > deadline {
                 p.stop();

@@ -96,7 +96,10 @@ fn answer(path: &str, query: &str, n: usize) -> Option<Value> {
             of_customer()?;
             Some(list("/v1/payment_methods", vec![]))
         }
-        ["subscriptions"] => Some(list("/v1/subscriptions", vec![subscription(of_customer()?)])),
+        ["subscriptions"] => Some(list(
+            "/v1/subscriptions",
+            vec![subscription(of_customer()?)],
+        )),
         ["invoices"] => {
             let i = of_customer()?;
             Some(list(

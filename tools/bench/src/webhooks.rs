@@ -143,7 +143,11 @@ pub async fn run(db: &Db, p: Params<'_>) -> anyhow::Result<Value> {
     let total = all.len();
     let queue = Arc::new(Mutex::new(all));
     let accepted = Arc::new(AtomicUsize::new(0));
-    let visible = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?));
+    let visible = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
+        1,
+        600_000_000,
+        3,
+    )?));
     let not_seen = Arc::new(AtomicUsize::new(0));
     let first_error = Arc::new(Mutex::new(None::<String>));
     let mut post_hist = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
@@ -161,13 +165,22 @@ pub async fn run(db: &Db, p: Params<'_>) -> anyhow::Result<Value> {
             let mut hist = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("hist");
             let mut sender = load::connect::<Full<Bytes>>(addr).await?;
             loop {
-                let Some(ev) = queue.lock().await.pop() else { break };
+                let Some(ev) = queue.lock().await.pop() else {
+                    break;
+                };
                 let sig = signature(&secret, &ev.body);
                 let t = Instant::now();
                 let mut tries = 0;
                 let status = loop {
                     tries += 1;
-                    match load::post(&mut sender, "/webhooks/stripe", &[("stripe-signature", &sig)], ev.body.clone()).await {
+                    match load::post(
+                        &mut sender,
+                        "/webhooks/stripe",
+                        &[("stripe-signature", &sig)],
+                        ev.body.clone(),
+                    )
+                    .await
+                    {
                         Ok((200, _)) => break 200,
                         Ok((s, body)) => {
                             first_error.lock().await.get_or_insert_with(|| {
@@ -181,7 +194,10 @@ pub async fn run(db: &Db, p: Params<'_>) -> anyhow::Result<Value> {
                             break s;
                         }
                         Err(e) => {
-                            first_error.lock().await.get_or_insert_with(|| e.to_string());
+                            first_error
+                                .lock()
+                                .await
+                                .get_or_insert_with(|| e.to_string());
                             sender = load::connect::<Full<Bytes>>(addr).await?;
                             if tries < 5 {
                                 continue;
@@ -200,10 +216,21 @@ pub async fn run(db: &Db, p: Params<'_>) -> anyhow::Result<Value> {
                     let (visible, not_seen) = (visible.clone(), not_seen.clone());
                     let (cards_path, token, db) = (cards_path.clone(), token.clone(), db.clone());
                     watchers.lock().await.push(tokio::spawn(async move {
-                        let seen = watch(addr, &db, cards_path.as_deref(), bucket, &token(bucket), &card_id).await;
+                        let seen = watch(
+                            addr,
+                            &db,
+                            cards_path.as_deref(),
+                            bucket,
+                            &token(bucket),
+                            &card_id,
+                        )
+                        .await;
                         match seen {
                             true => {
-                                let _ = visible.lock().await.record(acked.elapsed().as_micros().max(1) as u64);
+                                let _ = visible
+                                    .lock()
+                                    .await
+                                    .record(acked.elapsed().as_micros().max(1) as u64);
                             }
                             false => {
                                 not_seen.fetch_add(1, Ordering::Relaxed);
@@ -230,8 +257,16 @@ pub async fn run(db: &Db, p: Params<'_>) -> anyhow::Result<Value> {
         .bind(&pattern)
         .fetch_all(&db.pool)
         .await?;
-        let applied: i64 = rows.iter().filter(|(s, _)| s == "applied").map(|(_, n)| *n).sum();
-        let states = json!(rows.iter().cloned().collect::<std::collections::BTreeMap<_, _>>());
+        let applied: i64 = rows
+            .iter()
+            .filter(|(s, _)| s == "applied")
+            .map(|(_, n)| *n)
+            .sum();
+        let states = json!(
+            rows.iter()
+                .cloned()
+                .collect::<std::collections::BTreeMap<_, _>>()
+        );
         if applied as usize >= accepted && accepted > 0 {
             break (applied, states, Some(started.elapsed()));
         }
@@ -282,7 +317,9 @@ async fn watch(
         let seen = match &path {
             Some(path) => {
                 if sender.is_none() {
-                    sender = load::connect::<http_body_util::Empty<Bytes>>(addr).await.ok();
+                    sender = load::connect::<http_body_util::Empty<Bytes>>(addr)
+                        .await
+                        .ok();
                 }
                 match sender.as_mut() {
                     Some(s) => {
@@ -299,7 +336,9 @@ async fn watch(
                             }
                             .await
                             {
-                                Ok(body) => body.windows(card_id.len()).any(|w| w == card_id.as_bytes()),
+                                Ok(body) => {
+                                    body.windows(card_id.len()).any(|w| w == card_id.as_bytes())
+                                }
                                 Err(_) => {
                                     sender = None;
                                     false
