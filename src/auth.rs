@@ -25,7 +25,16 @@ pub struct Claims {
 pub struct JwtKeys {
     decoding: DecodingKey,
     encoding: Option<EncodingKey>,
-    algorithm: Algorithm,
+    /// Built once: every request checks its token with it.
+    validation: Validation,
+}
+
+fn validation(algorithm: Algorithm) -> Validation {
+    let mut validation = Validation::new(algorithm);
+    validation.leeway = 0;
+    validation.validate_exp = true;
+    validation.set_required_spec_claims(&["exp", "sub"]);
+    validation
 }
 
 impl JwtKeys {
@@ -43,13 +52,13 @@ impl JwtKeys {
                     Ok(Self {
                         decoding: key,
                         encoding: None,
-                        algorithm: Algorithm::RS256,
+                        validation: validation(Algorithm::RS256),
                     })
                 } else if let Ok(key) = DecodingKey::from_ec_pem(&pem) {
                     Ok(Self {
                         decoding: key,
                         encoding: None,
-                        algorithm: Algorithm::ES256,
+                        validation: validation(Algorithm::ES256),
                     })
                 } else {
                     bail!(
@@ -71,17 +80,13 @@ impl JwtKeys {
         Ok(Self {
             decoding: DecodingKey::from_secret(secret.as_bytes()),
             encoding: Some(EncodingKey::from_secret(secret.as_bytes())),
-            algorithm: Algorithm::HS256,
+            validation: validation(Algorithm::HS256),
         })
     }
 
     /// Check a bearer token: signature, algorithm and expiry.
     pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
-        let mut validation = Validation::new(self.algorithm);
-        validation.leeway = 0;
-        validation.validate_exp = true;
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map(|data| data.claims)
             .map_err(|e| {
                 use jsonwebtoken::errors::ErrorKind;

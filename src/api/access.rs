@@ -10,6 +10,7 @@ use crate::app::ApiContext;
 use crate::auth::{Claims, admin_token_matches};
 use crate::error::{ApiError, ApiResult};
 use crate::store::buckets::{Bucket, Role, valid_id};
+use crate::store::reads::BucketSources;
 
 /// A user's access token (JWT, `sub` = user id).
 #[derive(SecurityScheme)]
@@ -68,6 +69,33 @@ impl UserAuth {
                 role,
                 user_id: self.user_id().to_string(),
             }),
+            None => Err(ApiError::bucket_not_found()),
+        }
+    }
+
+    /// Read access together with the bucket's live sources and cached
+    /// customer, in one database query (the cards list, paysync's hottest read).
+    pub async fn read_sources(
+        &self,
+        ctx: &ApiContext,
+        bucket_id: &str,
+    ) -> ApiResult<(Access, BucketSources)> {
+        if !valid_id(bucket_id) {
+            return Err(ApiError::bucket_not_found());
+        }
+        match ctx
+            .db
+            .bucket_sources_for_member(bucket_id, self.user_id())
+            .await?
+        {
+            Some(found) => Ok((
+                Access {
+                    bucket: found.bucket.clone(),
+                    role: found.role,
+                    user_id: self.user_id().to_string(),
+                },
+                found,
+            )),
             None => Err(ApiError::bucket_not_found()),
         }
     }

@@ -44,7 +44,8 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
             .filter(|v| sane(v))
             .map(str::to_string)
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let method = req.method().to_string();
+        // Labels are static strings: no allocation per request for the metrics keys.
+        let method = method_label(req.method());
         let path = req.uri().path().to_string();
         let span = tracing::info_span!("request", request_id = %request_id, %method);
         let started = Instant::now();
@@ -55,11 +56,12 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
         };
         let elapsed = started.elapsed();
         let status = resp.status().as_u16();
-        let route = match resp.data::<OperationId>() {
-            Some(op) => op.0.to_string(),
-            None if path == "/metrics" || path == "/openapi.json" => path.clone(),
-            None if path.starts_with("/docs") => "/docs".into(),
-            None => "unmatched".into(),
+        let route: &'static str = match resp.data::<OperationId>() {
+            Some(op) => op.0,
+            None if path == "/metrics" => "/metrics",
+            None if path == "/openapi.json" => "/openapi.json",
+            None if path.starts_with("/docs") => "/docs",
+            None => "unmatched",
         };
         if status == 405
             && let Some(allow) = crate::api::allowed_methods(&path)
@@ -70,13 +72,27 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             resp.headers_mut().insert(REQUEST_ID, v);
         }
-        metrics::counter!("paysync_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status.to_string())
+        metrics::counter!("paysync_http_requests_total", "route" => route, "method" => method, "status" => status.to_string())
             .increment(1);
-        metrics::histogram!("paysync_http_request_duration_seconds", "route" => route.clone(), "method" => method.clone())
+        metrics::histogram!("paysync_http_request_duration_seconds", "route" => route, "method" => method)
             .record(elapsed.as_secs_f64());
         span.in_scope(|| {
             tracing::info!(%route, status, ms = elapsed.as_secs_f64() * 1000.0, "request");
         });
         Ok(resp)
+    }
+}
+
+fn method_label(m: &poem::http::Method) -> &'static str {
+    use poem::http::Method;
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
     }
 }

@@ -35,3 +35,22 @@ impl Db {
         Ok(())
     }
 }
+
+/// [`Db::set_cursor`] inside an open transaction (the full reconcile moves its
+/// progress cursor in the same commit as the rows it wrote).
+pub async fn set_cursor_in(
+    conn: &mut sqlx::AnyConnection,
+    name: &str,
+    value: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO sync_cursors (name, value, updated_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+    )
+    .bind(name)
+    .bind(value)
+    .bind(now())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

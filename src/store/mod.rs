@@ -10,6 +10,7 @@ pub mod buckets;
 pub mod cursors;
 pub mod inbox;
 pub mod objects;
+pub mod reads;
 pub mod trials;
 
 use std::path::PathBuf;

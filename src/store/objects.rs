@@ -6,7 +6,7 @@
 //! rule holds whoever writes.
 
 use sqlx::any::AnyRow;
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use super::{Db, now};
 
@@ -158,57 +158,25 @@ impl Db {
         wm: &Watermark,
         force: bool,
     ) -> sqlx::Result<WriteOutcome> {
-        let table = m.kind.table();
-        let cmp = if force { ">=" } else { ">" };
-        let sql = format!(
-            "INSERT INTO {table} ({COLUMNS}, synced_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-             ON CONFLICT (id) DO UPDATE SET \
-               bucket_id = COALESCE(excluded.bucket_id, {table}.bucket_id), customer_id = excluded.customer_id, \
-               status = excluded.status, parent_id = excluded.parent_id, created = excluded.created, \
-               data = excluded.data, deleted = excluded.deleted, wm_created = excluded.wm_created, \
-               wm_event = excluded.wm_event, synced_at = excluded.synced_at \
-             WHERE {table}.deleted = 0 AND excluded.wm_created {cmp} {table}.wm_created"
-        );
-        let data = m.data.to_string();
-        let done = sqlx::query(AssertSqlSafe(sql))
-            .bind(&m.id)
-            .bind(m.bucket_id.as_deref())
-            .bind(&m.customer_id)
-            .bind(m.status.as_deref())
-            .bind(m.parent_id.as_deref())
-            .bind(m.created)
-            .bind(&data)
-            .bind(m.deleted as i64)
-            .bind(wm.created)
-            .bind(&wm.event)
-            .bind(now())
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() > 0 {
-            return Ok(WriteOutcome::Written);
-        }
-        let Some(row) = self.object(m.kind, &m.id).await? else {
-            return Ok(WriteOutcome::Stale);
-        };
-        let same_second = row.wm_created == wm.created;
-        // A delete is a change even when the object's copy in it is the same as the row's.
-        let differs = row.data != m.data || m.deleted;
-        if !row.deleted && same_second && !force && differs && row.wm_event != wm.event {
-            Ok(WriteOutcome::Tie)
-        } else {
-            Ok(WriteOutcome::Stale)
-        }
+        let mut conn = self.pool.acquire().await?;
+        write_object_in(&mut conn, m, wm, force).await
     }
 
     /// One object by id, tombstones included.
     pub async fn object(&self, kind: Kind, id: &str) -> sqlx::Result<Option<Stored>> {
-        let sql = format!("SELECT {COLUMNS} FROM {} WHERE id = $1", kind.table());
-        sqlx::query(AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|r| stored_from_row(&r))
-            .transpose()
+        let mut conn = self.pool.acquire().await?;
+        object_in(&mut conn, kind, id).await
+    }
+
+    /// A write transaction: many rows, one commit (the full reconcile stores a
+    /// customer's objects this way; a commit per row costs an fsync each). On
+    /// SQLite it takes the write lock up front (`BEGIN IMMEDIATE`), so a
+    /// transaction that reads before it writes cannot fail on a lock upgrade.
+    pub async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Any>> {
+        match self.backend {
+            super::Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            super::Backend::Postgres => self.pool.begin().await,
+        }
     }
 
     /// One live object of this bucket (None for another bucket's id or a tombstone).
@@ -292,15 +260,8 @@ impl Db {
         kind: Kind,
         customer_id: &str,
     ) -> sqlx::Result<Vec<Stored>> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM {} WHERE customer_id = $1 ORDER BY created, id",
-            kind.table()
-        );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(customer_id)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(stored_from_row).collect()
+        let mut conn = self.pool.acquire().await?;
+        customer_objects_in(&mut conn, kind, customer_id).await
     }
 
     /// Attach rows stored before their customer was linked to a bucket.
@@ -321,4 +282,173 @@ impl Db {
         }
         Ok(())
     }
+}
+
+// The same operations on one connection (or an open transaction: `&mut *tx`).
+// The statements are built once per table and reused, so a batch of writes
+// costs no formatting per row.
+
+fn upsert_sql(kind: Kind, force: bool) -> &'static str {
+    use std::sync::OnceLock;
+    static SQL: OnceLock<Vec<String>> = OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        let mut out = Vec::new();
+        for kind in Kind::ALL {
+            let table = kind.table();
+            for cmp in [">", ">="] {
+                out.push(format!(
+                    "INSERT INTO {table} ({COLUMNS}, synced_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                     ON CONFLICT (id) DO UPDATE SET \
+                       bucket_id = COALESCE(excluded.bucket_id, {table}.bucket_id), customer_id = excluded.customer_id, \
+                       status = excluded.status, parent_id = excluded.parent_id, created = excluded.created, \
+                       data = excluded.data, deleted = excluded.deleted, wm_created = excluded.wm_created, \
+                       wm_event = excluded.wm_event, synced_at = excluded.synced_at \
+                     WHERE {table}.deleted = 0 AND excluded.wm_created {cmp} {table}.wm_created"
+                ));
+            }
+        }
+        out
+    });
+    let i = Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+    &all[i * 2 + usize::from(force)]
+}
+
+fn select_by_id_sql(kind: Kind) -> &'static str {
+    use std::sync::OnceLock;
+    static SQL: OnceLock<Vec<String>> = OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        Kind::ALL
+            .iter()
+            .map(|k| format!("SELECT {COLUMNS} FROM {} WHERE id = $1", k.table()))
+            .collect()
+    });
+    &all[Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0)]
+}
+
+/// [`Db::write_object`] on a given connection or transaction.
+pub async fn write_object_in(
+    conn: &mut AnyConnection,
+    m: &Mirror,
+    wm: &Watermark,
+    force: bool,
+) -> sqlx::Result<WriteOutcome> {
+    let data = m.data.to_string();
+    let done = sqlx::query(upsert_sql(m.kind, force))
+        .bind(&m.id)
+        .bind(m.bucket_id.as_deref())
+        .bind(&m.customer_id)
+        .bind(m.status.as_deref())
+        .bind(m.parent_id.as_deref())
+        .bind(m.created)
+        .bind(&data)
+        .bind(m.deleted as i64)
+        .bind(wm.created)
+        .bind(&wm.event)
+        .bind(now())
+        .execute(&mut *conn)
+        .await?;
+    if done.rows_affected() > 0 {
+        return Ok(WriteOutcome::Written);
+    }
+    let Some(row) = object_in(conn, m.kind, &m.id).await? else {
+        return Ok(WriteOutcome::Stale);
+    };
+    let same_second = row.wm_created == wm.created;
+    // A delete is a change even when the object's copy in it is the same as the row's.
+    let differs = row.data != m.data || m.deleted;
+    if !row.deleted && same_second && !force && differs && row.wm_event != wm.event {
+        Ok(WriteOutcome::Tie)
+    } else {
+        Ok(WriteOutcome::Stale)
+    }
+}
+
+/// [`Db::object`] on a given connection or transaction.
+pub async fn object_in(
+    conn: &mut AnyConnection,
+    kind: Kind,
+    id: &str,
+) -> sqlx::Result<Option<Stored>> {
+    sqlx::query(select_by_id_sql(kind))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .map(|r| stored_from_row(&r))
+        .transpose()
+}
+
+/// The stored JSON text of an object and whether it is a tombstone, without
+/// parsing it (the reconciler compares it with Stripe's object first as text).
+pub async fn object_text_in(
+    conn: &mut AnyConnection,
+    kind: Kind,
+    id: &str,
+) -> sqlx::Result<Option<(String, bool)>> {
+    let sql = match kind {
+        Kind::Customer => "SELECT data, deleted FROM stripe_customers WHERE id = $1",
+        Kind::Source => "SELECT data, deleted FROM stripe_sources WHERE id = $1",
+        Kind::Subscription => "SELECT data, deleted FROM stripe_subscriptions WHERE id = $1",
+        Kind::Invoice => "SELECT data, deleted FROM stripe_invoices WHERE id = $1",
+        Kind::Charge => "SELECT data, deleted FROM stripe_charges WHERE id = $1",
+        Kind::PaymentIntent => "SELECT data, deleted FROM stripe_payment_intents WHERE id = $1",
+    };
+    sqlx::query(sql)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .map(|r| Ok((r.try_get("data")?, r.try_get::<i64, _>("deleted")? != 0)))
+        .transpose()
+}
+
+/// [`Db::customer_objects`] on a given connection or transaction.
+pub async fn customer_objects_in(
+    conn: &mut AnyConnection,
+    kind: Kind,
+    customer_id: &str,
+) -> sqlx::Result<Vec<Stored>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM {} WHERE customer_id = $1 ORDER BY created, id",
+        kind.table()
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(customer_id)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(stored_from_row).collect()
+}
+
+/// Every cached row of a Stripe customer — the customer row and its sources,
+/// subscriptions, invoices and charges — as (kind, id, stored JSON text,
+/// tombstone), unparsed and in one round trip: the full reconcile compares
+/// Stripe's listings with these in memory.
+pub async fn customer_texts_all_in(
+    conn: &mut AnyConnection,
+    customer_id: &str,
+) -> sqlx::Result<Vec<(Kind, String, String, bool)>> {
+    const SQL: &str = "SELECT 'customer' AS kind, id, data, deleted FROM stripe_customers WHERE id = $1 \
+        UNION ALL SELECT 'source' AS kind, id, data, deleted FROM stripe_sources WHERE customer_id = $2 \
+        UNION ALL SELECT 'subscription' AS kind, id, data, deleted FROM stripe_subscriptions WHERE customer_id = $3 \
+        UNION ALL SELECT 'invoice' AS kind, id, data, deleted FROM stripe_invoices WHERE customer_id = $4 \
+        UNION ALL SELECT 'charge' AS kind, id, data, deleted FROM stripe_charges WHERE customer_id = $5";
+    let rows = sqlx::query(SQL)
+        .bind(customer_id)
+        .bind(customer_id)
+        .bind(customer_id)
+        .bind(customer_id)
+        .bind(customer_id)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let kind: String = r.try_get("kind")?;
+        if let Some(kind) = Kind::parse(&kind) {
+            out.push((
+                kind,
+                r.try_get("id")?,
+                r.try_get("data")?,
+                r.try_get::<i64, _>("deleted")? != 0,
+            ));
+        }
+    }
+    Ok(out)
 }

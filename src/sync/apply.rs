@@ -144,6 +144,32 @@ async fn bucket_of(db: &Db, m: &Mirror) -> sqlx::Result<Option<String>> {
     }
 }
 
+/// `store` for a caller that already knows the object's customer and bucket
+/// (the full reconcile walks buckets by their linked customer; the benchmark
+/// seeder too), on a connection or open transaction so a batch of objects
+/// shares one commit. Same watermark rule; an object without a customer of
+/// its own (a detached PaymentMethod) is kept under `customer_id`.
+pub async fn store_in_bucket(
+    conn: &mut sqlx::AnyConnection,
+    obj: &Value,
+    wm: &Watermark,
+    deleted: bool,
+    force: bool,
+    bucket_id: &str,
+    customer_id: &str,
+) -> sqlx::Result<Stored> {
+    let Some(mut m) = mirror_of(obj, deleted) else {
+        return Ok(Stored::Ignored);
+    };
+    if m.customer_id.is_empty() {
+        m.customer_id = customer_id.to_string();
+    }
+    m.bucket_id = Some(bucket_id.to_string());
+    Ok(Stored::Outcome(
+        crate::store::objects::write_object_in(conn, &m, wm, force).await?,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,8 +4,14 @@
 //! overwrites a row an event made newer), tombstone what Stripe no longer has,
 //! and count the drift per kind. Resumable: the last finished bucket is kept in
 //! a cursor, so an interrupted run continues where it stopped.
+//!
+//! Stripe bounds a backfill, not the database: one task pages through Stripe,
+//! one customer after another (the same requests, in the same order, under the
+//! request budget), while the writer stores the customers fetched so far in
+//! shared transactions — a commit (an fsync) per batch of customers rather
+//! than per row — and moves the progress cursor in that same commit.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::Value;
 use stripe_billing::invoice::ListInvoice;
@@ -14,12 +20,18 @@ use stripe_client_core::{RequestBuilder, StripeMethod, StripeRequest};
 use stripe_core::charge::ListCharge;
 use stripe_core::customer::RetrieveCustomer;
 use stripe_payment::payment_method::{ListPaymentMethod, ListPaymentMethodType};
+use tokio::sync::mpsc;
 
-use crate::store::objects::Stored as Row;
+use sqlx::AnyConnection;
+
+use crate::store::cursors::set_cursor_in;
+use crate::store::objects::{
+    Stored as Row, customer_objects_in, customer_texts_all_in, object_text_in,
+};
 use crate::store::{Db, Kind, Watermark, WriteOutcome, now};
 use crate::stripe::pages::{PAGE, list_all};
 use crate::stripe::{Stripe, json};
-use crate::sync::apply::{self, Stored};
+use crate::sync::apply::{self, Stored, store_in_bucket};
 
 /// Cursor: the last bucket a full run finished (cleared when a run completes).
 pub const CURSOR_PROGRESS: &str = "reconcile:full:after";
@@ -61,6 +73,12 @@ pub struct Report {
 /// Progress callback: (buckets done, buckets in this run, bucket just finished).
 pub type Progress<'a> = &'a (dyn Fn(u64, u64, &str) + Send + Sync);
 
+/// Customers written per transaction at most (whatever has been fetched is
+/// written together, so a slow commit makes the next batch bigger).
+const MAX_BATCH: usize = 64;
+/// How many fetched customers may wait for the writer.
+const AHEAD: usize = 64;
+
 /// Reconcile every bucket that has a Stripe customer, resuming an interrupted run.
 pub async fn full(db: &Db, stripe: &Stripe, progress: Progress<'_>) -> anyhow::Result<Report> {
     let resumed_after = db.cursor(CURSOR_PROGRESS).await?.map(|(v, _)| v);
@@ -79,13 +97,24 @@ pub async fn full(db: &Db, stripe: &Stripe, progress: Progress<'_>) -> anyhow::R
         resumed_after,
         ..Default::default()
     };
-    for (bucket, customer) in todo {
-        let drift = customer_once(db, stripe, &customer).await?;
-        report.drift.merge(&drift);
-        report.buckets += 1;
-        db.set_cursor(CURSOR_PROGRESS, &bucket).await?;
-        progress(report.buckets, total, &bucket);
-    }
+    // The fetcher stops at the first failure (and when the writer goes away).
+    let (tx, mut rx) = mpsc::channel::<(String, String, anyhow::Result<Fetched>)>(AHEAD);
+    let fetcher = {
+        let stripe = stripe.clone();
+        tokio::spawn(async move {
+            for (bucket, customer) in todo {
+                let fetched = fetch(&stripe, &customer).await;
+                let failed = fetched.is_err();
+                if tx.send((bucket, customer, fetched)).await.is_err() || failed {
+                    break;
+                }
+            }
+        })
+    };
+    let written = write_all(db, stripe, &mut rx, &mut report, total, progress).await;
+    drop(rx);
+    let _ = fetcher.await;
+    written?;
     db.clear_cursor(CURSOR_PROGRESS).await?;
     db.set_cursor(CURSOR_LAST_SUCCESS, &now().to_string())
         .await?;
@@ -96,6 +125,69 @@ pub async fn full(db: &Db, stripe: &Stripe, progress: Progress<'_>) -> anyhow::R
     Ok(report)
 }
 
+/// Store fetched customers in batches until the fetcher is done or failed.
+async fn write_all(
+    db: &Db,
+    stripe: &Stripe,
+    rx: &mut mpsc::Receiver<(String, String, anyhow::Result<Fetched>)>,
+    report: &mut Report,
+    total: u64,
+    progress: Progress<'_>,
+) -> anyhow::Result<()> {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let mut txn = db.begin_write().await?;
+        // Buckets done in the open transaction: reported once it is committed.
+        let mut done: Vec<(String, Drift)> = Vec::new();
+        let mut failure = None;
+        for (bucket, customer, fetched) in batch {
+            let fetched = match fetched {
+                Ok(f) => f,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            };
+            let (drift, missing) = write_listed(&mut txn, &bucket, &customer, &fetched).await?;
+            if missing.is_empty() {
+                set_cursor_in(&mut txn, CURSOR_PROGRESS, &bucket).await?;
+                done.push((bucket, drift));
+                continue;
+            }
+            // Rows Stripe did not list need a call to Stripe each: not inside a transaction.
+            txn.commit().await?;
+            finish(report, std::mem::take(&mut done), total, progress);
+            let mut drift = drift;
+            drift.merge(
+                &settle_missing(db, stripe, &bucket, &customer, missing, &fetched.wm).await?,
+            );
+            db.set_cursor(CURSOR_PROGRESS, &bucket).await?;
+            finish(report, vec![(bucket, drift)], total, progress);
+            txn = db.begin_write().await?;
+        }
+        txn.commit().await?;
+        finish(report, done, total, progress);
+        if let Some(e) = failure {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+fn finish(report: &mut Report, done: Vec<(String, Drift)>, total: u64, progress: Progress<'_>) {
+    for (bucket, drift) in done {
+        report.drift.merge(&drift);
+        report.buckets += 1;
+        progress(report.buckets, total, &bucket);
+    }
+}
+
 /// Reconcile one bucket's customer (`paysync reconcile --full --bucket ID`).
 pub async fn bucket(db: &Db, stripe: &Stripe, bucket_id: &str) -> anyhow::Result<Drift> {
     let bucket = db
@@ -103,19 +195,50 @@ pub async fn bucket(db: &Db, stripe: &Stripe, bucket_id: &str) -> anyhow::Result
         .await?
         .ok_or_else(|| anyhow::anyhow!("no bucket {bucket_id}"))?;
     match bucket.stripe_customer_id {
-        Some(customer) => customer_once(db, stripe, &customer).await,
+        Some(customer) => customer_once(db, stripe, bucket_id, &customer).await,
         None => Ok(Drift::default()),
     }
 }
 
-/// Bring one customer's rows in line with Stripe.
-pub async fn customer_once(db: &Db, stripe: &Stripe, customer_id: &str) -> anyhow::Result<Drift> {
+/// Bring one bucket's customer's rows in line with Stripe.
+pub async fn customer_once(
+    db: &Db,
+    stripe: &Stripe,
+    bucket_id: &str,
+    customer_id: &str,
+) -> anyhow::Result<Drift> {
+    let fetched = fetch(stripe, customer_id).await?;
+    let mut txn = db.begin_write().await?;
+    let (mut drift, missing) = write_listed(&mut txn, bucket_id, customer_id, &fetched).await?;
+    txn.commit().await?;
+    drift.merge(&settle_missing(db, stripe, bucket_id, customer_id, missing, &fetched.wm).await?);
+    Ok(drift)
+}
+
+/// What Stripe shows of one customer.
+struct Fetched {
+    /// Taken before the first request: the listings are at least this new.
+    wm: Watermark,
+    /// None: Stripe does not know the customer any more.
+    live: Option<Live>,
+}
+
+struct Live {
+    customer: Value,
+    deleted: bool,
+    /// Sources (cards, SEPA) and card PaymentMethods.
+    sources: Vec<Value>,
+    subscriptions: Vec<Value>,
+    invoices: Vec<Value>,
+    charges: Vec<Value>,
+}
+
+/// The customer with its sources, card PaymentMethods, subscriptions, invoices and charges.
+async fn fetch(stripe: &Stripe, customer_id: &str) -> anyhow::Result<Fetched> {
     let wm = Watermark {
         created: now(),
         event: "reconcile".into(),
     };
-    let mut drift = Drift::default();
-
     let customer = match stripe
         .send(
             &RetrieveCustomer::new(customer_id).expand(vec!["sources".to_string()]),
@@ -124,35 +247,10 @@ pub async fn customer_once(db: &Db, stripe: &Stripe, customer_id: &str) -> anyho
         .await
     {
         Ok(c) => c,
-        Err(e) if e.is_not_found() => {
-            // The customer is gone from Stripe: tombstone it and everything of it.
-            let gone =
-                serde_json::json!({"object": "customer", "id": customer_id, "deleted": true});
-            drift.add(Kind::Customer, write(db, &gone, &wm, true).await?);
-            for kind in [
-                Kind::Source,
-                Kind::Subscription,
-                Kind::Invoice,
-                Kind::Charge,
-            ] {
-                for row in db
-                    .customer_objects(kind, customer_id)
-                    .await?
-                    .into_iter()
-                    .filter(|r| !r.deleted)
-                {
-                    drift.add(kind, write(db, &row.data, &wm, true).await?);
-                }
-            }
-            return Ok(drift);
-        }
+        Err(e) if e.is_not_found() => return Ok(Fetched { wm, live: None }),
         Err(e) => return Err(e.into()),
     };
     let deleted = json::bool(&customer, "deleted").unwrap_or(false);
-    drift.add(
-        Kind::Customer,
-        write_if_changed(db, &customer, &wm, deleted).await?,
-    );
 
     // Sources (cards, SEPA): embedded in the customer; page on if Stripe says there are more.
     let mut sources: Vec<Value> = customer
@@ -179,14 +277,9 @@ pub async fn customer_once(db: &Db, stripe: &Stripe, customer_id: &str) -> anyho
         req.build()
     })
     .await?;
-    let mut listed_sources: Vec<Value> = sources;
-    listed_sources.extend(pms);
-    drift.add(
-        Kind::Source,
-        sync_kind(db, stripe, Kind::Source, customer_id, &listed_sources, &wm).await?,
-    );
+    sources.extend(pms);
 
-    let subs = list_all(stripe, |after| {
+    let subscriptions = list_all(stripe, |after| {
         let mut req = ListSubscription::new()
             .customer(customer_id)
             .status(ListSubscriptionStatus::All)
@@ -197,11 +290,6 @@ pub async fn customer_once(db: &Db, stripe: &Stripe, customer_id: &str) -> anyho
         req.build()
     })
     .await?;
-    drift.add(
-        Kind::Subscription,
-        sync_kind(db, stripe, Kind::Subscription, customer_id, &subs, &wm).await?,
-    );
-
     let invoices = list_all(stripe, |after| {
         let mut req = ListInvoice::new().customer(customer_id).limit(PAGE);
         if let Some(a) = after {
@@ -210,11 +298,6 @@ pub async fn customer_once(db: &Db, stripe: &Stripe, customer_id: &str) -> anyho
         req.build()
     })
     .await?;
-    drift.add(
-        Kind::Invoice,
-        sync_kind(db, stripe, Kind::Invoice, customer_id, &invoices, &wm).await?,
-    );
-
     let charges = list_all(stripe, |after| {
         let mut req = ListCharge::new().customer(customer_id).limit(PAGE);
         if let Some(a) = after {
@@ -223,10 +306,153 @@ pub async fn customer_once(db: &Db, stripe: &Stripe, customer_id: &str) -> anyho
         req.build()
     })
     .await?;
+    Ok(Fetched {
+        wm,
+        live: Some(Live {
+            customer,
+            deleted,
+            sources,
+            subscriptions,
+            invoices,
+            charges,
+        }),
+    })
+}
+
+/// The kinds listed per customer, in the order they are compared.
+const LISTED: [Kind; 4] = [
+    Kind::Source,
+    Kind::Subscription,
+    Kind::Invoice,
+    Kind::Charge,
+];
+
+/// Write what Stripe listed (where it differs from the cache) in the open
+/// transaction. Returns the drift and the live cached rows Stripe did not list.
+async fn write_listed(
+    conn: &mut AnyConnection,
+    bucket_id: &str,
+    customer_id: &str,
+    fetched: &Fetched,
+) -> anyhow::Result<(Drift, Vec<(Kind, Row)>)> {
+    let wm = &fetched.wm;
+    let mut drift = Drift::default();
+    let Some(live) = &fetched.live else {
+        // The customer is gone from Stripe: tombstone it and everything of it.
+        let gone = serde_json::json!({"object": "customer", "id": customer_id, "deleted": true});
+        drift.add(
+            Kind::Customer,
+            write(conn, &gone, wm, true, bucket_id, customer_id).await?,
+        );
+        for kind in LISTED {
+            for row in customer_objects_in(conn, kind, customer_id)
+                .await?
+                .into_iter()
+                .filter(|r| !r.deleted)
+            {
+                drift.add(
+                    kind,
+                    write(conn, &row.data, wm, true, bucket_id, customer_id).await?,
+                );
+            }
+        }
+        return Ok((drift, vec![]));
+    };
+    // Every cached row of this customer, unparsed, in one query.
+    let mut by_kind: HashMap<Kind, Cached> = HashMap::new();
+    for (kind, id, data, deleted) in customer_texts_all_in(conn, customer_id).await? {
+        by_kind.entry(kind).or_default().insert(id, (data, deleted));
+    }
+    let cached_customer = by_kind.remove(&Kind::Customer).unwrap_or_default();
     drift.add(
-        Kind::Charge,
-        sync_kind(db, stripe, Kind::Charge, customer_id, &charges, &wm).await?,
+        Kind::Customer,
+        write_if_changed(
+            conn,
+            &cached_customer,
+            &live.customer,
+            wm,
+            live.deleted,
+            bucket_id,
+            customer_id,
+        )
+        .await?,
     );
+    let mut missing = Vec::new();
+    for (kind, listed) in [
+        (Kind::Source, &live.sources),
+        (Kind::Subscription, &live.subscriptions),
+        (Kind::Invoice, &live.invoices),
+        (Kind::Charge, &live.charges),
+    ] {
+        let rows = by_kind.remove(&kind).unwrap_or_default();
+        let mut changed = 0;
+        let mut seen = HashSet::new();
+        for obj in listed {
+            if let Some(id) = json::str(obj, "id") {
+                seen.insert(id);
+            }
+            changed +=
+                write_if_changed(conn, &rows, obj, wm, false, bucket_id, customer_id).await?;
+        }
+        drift.add(kind, changed);
+        for (id, (_, deleted)) in &rows {
+            if !deleted && !seen.contains(id.as_str()) {
+                // Rare (drift): the whole row, for the Stripe call and the tombstone.
+                if let Some(row) = crate::store::objects::object_in(conn, kind, id).await? {
+                    missing.push((kind, row));
+                }
+            }
+        }
+    }
+    Ok((drift, missing))
+}
+
+/// For cached rows Stripe did not list, ask Stripe for the object itself:
+/// gone (404) or detached means a tombstone, anything else is stored as
+/// Stripe shows it. Outside any transaction (one Stripe call per row).
+async fn settle_missing(
+    db: &Db,
+    stripe: &Stripe,
+    bucket_id: &str,
+    customer_id: &str,
+    missing: Vec<(Kind, Row)>,
+    wm: &Watermark,
+) -> anyhow::Result<Drift> {
+    let mut drift = Drift::default();
+    for (kind, row) in missing {
+        let fresh = match retrieve_path(kind, customer_id, &row) {
+            Some(path) => match stripe
+                .execute(RequestBuilder::new(StripeMethod::Get, path), None)
+                .await
+            {
+                Ok(obj) => Some(obj),
+                Err(e) if e.is_not_found() => None,
+                Err(e) => return Err(e.into()),
+            },
+            None => None,
+        };
+        let mut conn = db.pool.acquire().await?;
+        let changed = match fresh {
+            // Still there and still this customer's (a canceled subscription, a paid invoice).
+            Some(obj)
+                if json::id(&obj, "customer") == Some(customer_id)
+                    && !json::bool(&obj, "deleted").unwrap_or(false) =>
+            {
+                write_if_changed(
+                    &mut conn,
+                    &Cached::new(),
+                    &obj,
+                    wm,
+                    false,
+                    bucket_id,
+                    customer_id,
+                )
+                .await?
+            }
+            _ => write(&mut conn, &row.data, wm, true, bucket_id, customer_id).await?,
+        };
+        drift.add(kind, changed);
+    }
     Ok(drift)
 }
 
@@ -242,56 +468,6 @@ fn page_req(path: &str, params: &[(&str, &str)], after: Option<String>) -> Reque
     RequestBuilder::new(StripeMethod::Get, path.to_string()).query(&q)
 }
 
-/// Write the listed objects of a kind that differ from the cache; for cached
-/// rows Stripe did not list, ask Stripe for the object itself: gone (404) or
-/// detached means a tombstone, anything else is stored as Stripe shows it.
-/// Returns how many rows changed.
-async fn sync_kind(
-    db: &Db,
-    stripe: &Stripe,
-    kind: Kind,
-    customer_id: &str,
-    listed: &[Value],
-    wm: &Watermark,
-) -> anyhow::Result<u64> {
-    let mut changed = 0;
-    let mut seen = HashSet::new();
-    for obj in listed {
-        if let Some(id) = json::str(obj, "id") {
-            seen.insert(id.to_string());
-        }
-        changed += write_if_changed(db, obj, wm, false).await?;
-    }
-    let cached: Vec<Row> = db.customer_objects(kind, customer_id).await?;
-    for row in cached
-        .into_iter()
-        .filter(|r| !r.deleted && !seen.contains(&r.id))
-    {
-        let fresh = match retrieve_path(kind, customer_id, &row) {
-            Some(path) => match stripe
-                .execute(RequestBuilder::new(StripeMethod::Get, path), None)
-                .await
-            {
-                Ok(obj) => Some(obj),
-                Err(e) if e.is_not_found() => None,
-                Err(e) => return Err(e.into()),
-            },
-            None => None,
-        };
-        changed += match fresh {
-            // Still there and still this customer's (a canceled subscription, a paid invoice).
-            Some(obj)
-                if json::id(&obj, "customer") == Some(customer_id)
-                    && !json::bool(&obj, "deleted").unwrap_or(false) =>
-            {
-                write_if_changed(db, &obj, wm, false).await?
-            }
-            _ => write(db, &row.data, wm, true).await?,
-        };
-    }
-    Ok(changed)
-}
-
 /// Where to fetch one object Stripe no longer listed; None when its absence from the list is final.
 fn retrieve_path(kind: Kind, _customer_id: &str, row: &Row) -> Option<String> {
     match kind {
@@ -305,31 +481,58 @@ fn retrieve_path(kind: Kind, _customer_id: &str, row: &Row) -> Option<String> {
     }
 }
 
+/// The cached rows of a customer of one kind: id → (stored JSON text, tombstone).
+type Cached = HashMap<String, (String, bool)>;
+
 /// Store when the cache differs from Stripe's object; 1 if a row changed.
+/// The stored text is compared first (serde_json writes keys in one order, so
+/// an unchanged object is the same text); only a different text is parsed.
+#[allow(clippy::too_many_arguments)]
 async fn write_if_changed(
-    db: &Db,
+    conn: &mut AnyConnection,
+    cached: &Cached,
     obj: &Value,
     wm: &Watermark,
     deleted: bool,
+    bucket_id: &str,
+    customer_id: &str,
 ) -> anyhow::Result<u64> {
-    let (Some(kind), Some(id)) = (apply::kind_of(obj), json::str(obj, "id")) else {
+    let Some(id) = json::str(obj, "id") else {
         return Ok(0);
     };
-    if let Some(row) = db.object(kind, id).await?
-        && row.data == *obj
-        && row.deleted == deleted
+    let row = match cached.get(id) {
+        Some((text, was_deleted)) => Some((text.clone(), *was_deleted)),
+        // Not this customer's row (yet): look it up by id.
+        None => match apply::kind_of(obj) {
+            Some(kind) => object_text_in(conn, kind, id).await?,
+            None => return Ok(0),
+        },
+    };
+    if let Some((text, was_deleted)) = row
+        && was_deleted == deleted
+        && (text == obj.to_string()
+            || serde_json::from_str::<Value>(&text).is_ok_and(|stored| stored == *obj))
     {
         return Ok(0);
     }
-    write(db, obj, wm, deleted).await
+    write(conn, obj, wm, deleted, bucket_id, customer_id).await
 }
 
 /// Forced within the same second: the listing was fetched at or after its
 /// watermark second, so it is at least as new as an event of that second; a row
 /// an event made strictly newer is still kept.
-async fn write(db: &Db, obj: &Value, wm: &Watermark, deleted: bool) -> anyhow::Result<u64> {
-    Ok(match apply::store(db, obj, wm, deleted, true).await? {
-        Stored::Outcome(WriteOutcome::Written) => 1,
-        _ => 0,
-    })
+async fn write(
+    conn: &mut AnyConnection,
+    obj: &Value,
+    wm: &Watermark,
+    deleted: bool,
+    bucket_id: &str,
+    customer_id: &str,
+) -> anyhow::Result<u64> {
+    Ok(
+        match store_in_bucket(conn, obj, wm, deleted, true, bucket_id, customer_id).await? {
+            Stored::Outcome(WriteOutcome::Written) => 1,
+            _ => 0,
+        },
+    )
 }
