@@ -168,17 +168,6 @@ impl Db {
         object_in(&mut conn, kind, id).await
     }
 
-    /// A write transaction: many rows, one commit (the full reconcile stores a
-    /// customer's objects this way; a commit per row costs an fsync each). On
-    /// SQLite it takes the write lock up front (`BEGIN IMMEDIATE`), so a
-    /// transaction that reads before it writes cannot fail on a lock upgrade.
-    pub async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Any>> {
-        match self.backend {
-            super::Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            super::Backend::Postgres => self.pool.begin().await,
-        }
-    }
-
     /// One live object of this bucket (None for another bucket's id or a tombstone).
     pub async fn bucket_object(
         &self,

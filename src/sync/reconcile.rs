@@ -508,9 +508,12 @@ async fn write_if_changed(
             None => return Ok(0),
         },
     };
+    // Compare the stored JSON text first (cheap), then parsed (key order may differ).
+    #[allow(clippy::cmp_owned)] // `text == *obj` would compare the text as a JSON string value
+    let same_text = |text: &str| text == obj.to_string();
     if let Some((text, was_deleted)) = row
         && was_deleted == deleted
-        && (text == obj.to_string()
+        && (same_text(&text)
             || serde_json::from_str::<Value>(&text).is_ok_and(|stored| stored == *obj))
     {
         return Ok(0);
