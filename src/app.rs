@@ -23,6 +23,8 @@ pub struct ApiContext {
     pub cfg: Arc<Settings>,
     pub stripe: Stripe,
     pub wake: Arc<Notify>,
+    /// Webhook deliveries are stored through it, many per commit.
+    pub inbox: crate::store::group_commit::InboxWriter,
 }
 
 impl ApiContext {
@@ -33,6 +35,7 @@ impl ApiContext {
             cfg: Arc::new(cfg),
             stripe,
             wake: Arc::new(Notify::new()),
+            inbox: Default::default(),
         })
     }
 

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use crate::app::ApiContext;
 use crate::error::error_response;
-use crate::store::inbox::NewEvent;
+use crate::store::group_commit::Delivery;
 use crate::store::now;
 use crate::sync::events::Event;
 use crate::sync::signature;
@@ -70,14 +70,13 @@ async fn receive(ctx: &ApiContext, req: &Request, body: Body) -> Response {
             "body is not a Stripe event (id, type, created, data.object)",
         );
     };
-    let new = NewEvent {
-        id: event.id,
-        r#type: event.r#type,
+    let delivery = Delivery {
+        id: event.id.to_string(),
+        r#type: event.r#type.to_string(),
         created: event.created,
-        body: text,
-        source: "webhook",
+        body: text.to_string(),
     };
-    match ctx.db.insert_event(&new).await {
+    match ctx.inbox.insert(&ctx.db, delivery).await {
         Ok(inserted) => {
             if inserted {
                 ctx.wake.notify_one();
