@@ -24,7 +24,7 @@ pub struct ApiContext {
     pub stripe: Stripe,
     pub wake: Arc<Notify>,
     /// Webhook deliveries are stored through it, many per commit.
-    pub inbox: crate::store::group_commit::InboxWriter,
+    pub inbox: crate::sync::ingest::InboxWriter,
 }
 
 impl ApiContext {
@@ -45,6 +45,15 @@ impl ApiContext {
             db: self.db.clone(),
             stripe: self.stripe.clone(),
             sync: self.cfg.sync.clone(),
+        }
+    }
+
+    /// What the webhook intake needs (its writer task starts on the first delivery).
+    pub fn intake(&self) -> crate::sync::ingest::Intake {
+        crate::sync::ingest::Intake {
+            db: self.db.clone(),
+            sync: self.cfg.sync.clone(),
+            wake: self.wake.clone(),
         }
     }
 

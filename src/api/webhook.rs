@@ -2,9 +2,11 @@
 //!
 //! The answer says only whether the event is safely stored: the signature is
 //! checked over the raw body, the event is inserted into the inbox and
-//! committed, and only then 200. Applying it is the worker's job (woken right
-//! away), so the answer never waits on Stripe, and an event whose apply fails
-//! is still acknowledged once, then retried by us rather than by Stripe.
+//! committed, and only then 200. The same transaction applies it to the cache
+//! when the database alone can (`sync::ingest`), so a 200 means the read
+//! routes already show it; an event that needs Stripe is left to the worker
+//! (woken right away), so the answer never waits on Stripe, and an event whose
+//! apply fails is still acknowledged once, then retried by us rather than by Stripe.
 //! - bad or missing signature, stale or future timestamp, not an event: 400, nothing stored;
 //! - an id already in the inbox: 200, nothing applied again;
 //! - the inbox cannot be written: 503, so Stripe delivers it again later.
@@ -20,9 +22,9 @@ use serde_json::{Value, json};
 
 use crate::app::ApiContext;
 use crate::error::error_response;
-use crate::store::group_commit::Delivery;
 use crate::store::now;
 use crate::sync::events::Event;
+use crate::sync::ingest::{Delivery, Received};
 use crate::sync::signature;
 
 pub const PATH: &str = "/webhooks/stripe";
@@ -70,32 +72,24 @@ async fn receive(ctx: &ApiContext, req: &Request, body: Body) -> Response {
             "body is not a Stripe event (id, type, created, data.object)",
         );
     };
+    let (id, r#type) = (event.id.to_string(), event.r#type.to_string());
     let delivery = Delivery {
-        id: event.id.to_string(),
-        r#type: event.r#type.to_string(),
-        created: event.created,
         body: text.to_string(),
+        value,
     };
-    match ctx.inbox.insert(&ctx.db, delivery).await {
-        Ok(inserted) => {
-            if inserted {
-                ctx.wake.notify_one();
-            }
-            metrics::counter!("paysync_webhook_received_total", "type" => event.r#type.to_string(), "duplicate" => (!inserted).to_string())
+    match ctx.inbox.insert(|| ctx.intake(), delivery).await {
+        Ok(received) => {
+            let duplicate = received == Received::Duplicate;
+            metrics::counter!("paysync_webhook_received_total", "type" => r#type.clone(), "duplicate" => duplicate.to_string())
                 .increment(1);
-            tracing::debug!(
-                event = event.id,
-                r#type = event.r#type,
-                duplicate = !inserted,
-                "webhook stored"
-            );
+            tracing::debug!(event = %id, r#type = %r#type, ?received, "webhook stored");
             Response::builder()
                 .status(StatusCode::OK)
                 .content_type("application/json; charset=utf-8")
-                .body(json!({"received": true, "duplicate": !inserted}).to_string())
+                .body(json!({"received": true, "duplicate": duplicate}).to_string())
         }
         Err(e) => {
-            tracing::error!(event = event.id, error = %e, "webhook inbox cannot be written; answering 503 so Stripe retries");
+            tracing::error!(event = %id, error = %e, "webhook inbox cannot be written; answering 503 so Stripe retries");
             metrics::counter!("paysync_webhook_unstored_total").increment(1);
             error_response(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use super::{Db, now};
 
@@ -244,25 +244,14 @@ impl Db {
         bucket_id: &str,
         customer_id: &str,
     ) -> sqlx::Result<Option<String>> {
-        sqlx::query("UPDATE buckets SET stripe_customer_id = $1 WHERE id = $2 AND stripe_customer_id IS NULL")
-            .bind(customer_id)
-            .bind(bucket_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(self
-            .bucket(bucket_id)
-            .await?
-            .and_then(|b| b.stripe_customer_id))
+        let mut conn = self.pool.acquire().await?;
+        link_customer_in(&mut conn, bucket_id, customer_id).await
     }
 
     /// The bucket a Stripe customer belongs to.
     pub async fn bucket_of_customer(&self, customer_id: &str) -> sqlx::Result<Option<String>> {
-        sqlx::query("SELECT id FROM buckets WHERE stripe_customer_id = $1")
-            .bind(customer_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|r| r.try_get("id"))
-            .transpose()
+        let mut conn = self.pool.acquire().await?;
+        bucket_of_customer_in(&mut conn, customer_id).await
     }
 
     /// Every bucket that has a Stripe customer, in id order (the full reconcile walks this).
@@ -276,4 +265,51 @@ impl Db {
             .map(|r| Ok((r.try_get("id")?, r.try_get("stripe_customer_id")?)))
             .collect()
     }
+}
+
+// The same lookups on one connection or open transaction (the apply path runs
+// a batch of events in one transaction).
+
+/// Link a customer to a bucket that has none; the bucket's customer afterwards (first link wins).
+pub async fn link_customer_in(
+    conn: &mut AnyConnection,
+    bucket_id: &str,
+    customer_id: &str,
+) -> sqlx::Result<Option<String>> {
+    sqlx::query(
+        "UPDATE buckets SET stripe_customer_id = $1 WHERE id = $2 AND stripe_customer_id IS NULL",
+    )
+    .bind(customer_id)
+    .bind(bucket_id)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("SELECT stripe_customer_id FROM buckets WHERE id = $1")
+        .bind(bucket_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .map(|r| r.try_get::<Option<String>, _>("stripe_customer_id"))
+        .transpose()
+        .map(Option::flatten)
+}
+
+/// The bucket a Stripe customer belongs to.
+pub async fn bucket_of_customer_in(
+    conn: &mut AnyConnection,
+    customer_id: &str,
+) -> sqlx::Result<Option<String>> {
+    sqlx::query("SELECT id FROM buckets WHERE stripe_customer_id = $1")
+        .bind(customer_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .map(|r| r.try_get("id"))
+        .transpose()
+}
+
+/// Whether a bucket exists.
+pub async fn bucket_exists_in(conn: &mut AnyConnection, id: &str) -> sqlx::Result<bool> {
+    Ok(sqlx::query("SELECT id FROM buckets WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .is_some())
 }

@@ -3,7 +3,7 @@
 //! key, so a redelivered event is a no-op whichever replica receives it.
 
 use sqlx::any::AnyRow;
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use super::{Db, now};
 
@@ -154,17 +154,8 @@ impl Db {
     /// Mark applied under this claim; false when the claim was lost (lease ran
     /// out and another worker took the event over) or the event was already applied.
     pub async fn mark_applied(&self, id: &str, token: &str) -> sqlx::Result<bool> {
-        let done = sqlx::query(
-            "UPDATE stripe_events SET state = 'applied', applied_at = $3, last_error = NULL, \
-             claimed_by = NULL, claimed_until = 0 \
-             WHERE id = $1 AND claimed_by = $2 AND state <> 'applied'",
-        )
-        .bind(id)
-        .bind(token)
-        .bind(now())
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() > 0)
+        let mut conn = self.pool.acquire().await?;
+        mark_applied_in(&mut conn, id, Some(token)).await
     }
 
     /// Record a failed attempt under this claim: retried at `next_attempt_at`, or parked as dead.
@@ -196,14 +187,8 @@ impl Db {
     /// ignored (customer of no bucket), and must now be applied for real.
     /// Re-applying one that was not ignored is harmless (the watermark makes it stale).
     pub async fn requeue_events_mentioning(&self, needle: &str) -> sqlx::Result<u64> {
-        let done = sqlx::query(
-            "UPDATE stripe_events SET state = 'pending', next_attempt_at = 0 \
-             WHERE state = 'applied' AND body LIKE $1",
-        )
-        .bind(format!("%\"{needle}\"%"))
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+        let mut conn = self.pool.acquire().await?;
+        requeue_events_mentioning_in(&mut conn, needle).await
     }
 
     /// Put a failed or dead event back in line (`paysync events replay`).
@@ -230,4 +215,42 @@ impl Db {
         .await?;
         Ok((row.try_get("n")?, row.try_get("oldest")?))
     }
+}
+
+// The same updates on one connection or open transaction: a batch of events is
+// applied and marked applied in one transaction.
+
+/// [`Db::mark_applied`] on a given connection or transaction. `token` None is
+/// for an event applied by the transaction that stores it (not claimed by anyone).
+pub async fn mark_applied_in(
+    conn: &mut AnyConnection,
+    id: &str,
+    token: Option<&str>,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE stripe_events SET state = 'applied', applied_at = $3, last_error = NULL, \
+         claimed_by = NULL, claimed_until = 0 \
+         WHERE id = $1 AND (claimed_by = $2 OR $2 IS NULL) AND state <> 'applied'",
+    )
+    .bind(id)
+    .bind(token)
+    .bind(now())
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// [`Db::requeue_events_mentioning`] on a given connection or transaction.
+pub async fn requeue_events_mentioning_in(
+    conn: &mut AnyConnection,
+    needle: &str,
+) -> sqlx::Result<u64> {
+    let done = sqlx::query(
+        "UPDATE stripe_events SET state = 'pending', next_attempt_at = 0 \
+         WHERE state = 'applied' AND body LIKE $1",
+    )
+    .bind(format!("%\"{needle}\"%"))
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected())
 }

@@ -8,7 +8,6 @@
 
 pub mod buckets;
 pub mod cursors;
-pub mod group_commit;
 pub mod inbox;
 pub mod objects;
 pub mod reads;

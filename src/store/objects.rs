@@ -259,17 +259,8 @@ impl Db {
         customer_id: &str,
         bucket_id: &str,
     ) -> sqlx::Result<()> {
-        for kind in Kind::ALL {
-            sqlx::query(AssertSqlSafe(format!(
-                "UPDATE {} SET bucket_id = $1 WHERE customer_id = $2 AND bucket_id IS NULL",
-                kind.table()
-            )))
-            .bind(bucket_id)
-            .bind(customer_id)
-            .execute(&self.pool)
-            .await?;
-        }
-        Ok(())
+        let mut conn = self.pool.acquire().await?;
+        adopt_customer_objects_in(&mut conn, customer_id, bucket_id).await
     }
 }
 
@@ -440,4 +431,23 @@ pub async fn customer_texts_all_in(
         }
     }
     Ok(out)
+}
+
+/// [`Db::adopt_customer_objects`] on a given connection or transaction.
+pub async fn adopt_customer_objects_in(
+    conn: &mut AnyConnection,
+    customer_id: &str,
+    bucket_id: &str,
+) -> sqlx::Result<()> {
+    for kind in Kind::ALL {
+        sqlx::query(AssertSqlSafe(format!(
+            "UPDATE {} SET bucket_id = $1 WHERE customer_id = $2 AND bucket_id IS NULL",
+            kind.table()
+        )))
+        .bind(bucket_id)
+        .bind(customer_id)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
 }

@@ -5,6 +5,11 @@
 
 use serde_json::Value;
 
+use sqlx::AnyConnection;
+
+use crate::store::buckets::{bucket_exists_in, bucket_of_customer_in, link_customer_in};
+use crate::store::inbox::requeue_events_mentioning_in;
+use crate::store::objects::{adopt_customer_objects_in, object_in, write_object_in};
 use crate::store::{Db, Kind, Mirror, Watermark, WriteOutcome};
 use crate::stripe::json;
 
@@ -96,27 +101,45 @@ pub async fn store(
     deleted: bool,
     force: bool,
 ) -> sqlx::Result<Stored> {
+    let mut conn = db.pool.acquire().await?;
+    store_on(&mut conn, obj, wm, deleted, force).await
+}
+
+/// [`store`] on a given connection or open transaction (the apply worker and
+/// the webhook intake apply a batch of events in one transaction).
+pub async fn store_on(
+    conn: &mut AnyConnection,
+    obj: &Value,
+    wm: &Watermark,
+    deleted: bool,
+    force: bool,
+) -> sqlx::Result<Stored> {
     let Some(mut m) = mirror_of(obj, deleted) else {
         return Ok(Stored::Ignored);
     };
+    let mut known = None;
     if m.customer_id.is_empty() {
-        match db.object(m.kind, &m.id).await? {
-            Some(prev) => m.customer_id = prev.customer_id,
+        known = object_in(conn, m.kind, &m.id).await?;
+        match &known {
+            Some(prev) => m.customer_id = prev.customer_id.clone(),
             None => return Ok(Stored::Ignored),
         }
     }
-    m.bucket_id = bucket_of(db, &m).await?;
-    if m.bucket_id.is_none() && db.object(m.kind, &m.id).await?.is_none() {
+    m.bucket_id = bucket_of(conn, &m).await?;
+    if m.bucket_id.is_none()
+        && known.is_none()
+        && object_in(conn, m.kind, &m.id).await?.is_none()
+    {
         // A customer that belongs to no bucket (another app on the same Stripe account).
         return Ok(Stored::Ignored);
     }
-    Ok(Stored::Outcome(db.write_object(&m, wm, force).await?))
+    Ok(Stored::Outcome(write_object_in(conn, &m, wm, force).await?))
 }
 
 /// The bucket of an object: the bucket linked to its customer; for a customer
 /// object not yet linked, the bucket its `metadata.bucket_id` names (and link it).
-async fn bucket_of(db: &Db, m: &Mirror) -> sqlx::Result<Option<String>> {
-    if let Some(bucket) = db.bucket_of_customer(&m.customer_id).await? {
+async fn bucket_of(conn: &mut AnyConnection, m: &Mirror) -> sqlx::Result<Option<String>> {
+    if let Some(bucket) = bucket_of_customer_in(conn, &m.customer_id).await? {
         return Ok(Some(bucket));
     }
     if m.kind != Kind::Customer || m.deleted {
@@ -129,15 +152,15 @@ async fn bucket_of(db: &Db, m: &Mirror) -> sqlx::Result<Option<String>> {
     else {
         return Ok(None);
     };
-    if db.bucket(named).await?.is_none() {
+    if !bucket_exists_in(conn, named).await? {
         return Ok(None);
     }
     // First link wins: a bucket keeps the customer it has.
-    match db.link_customer(named, &m.customer_id).await? {
+    match link_customer_in(conn, named, &m.customer_id).await? {
         Some(linked) if linked == m.customer_id => {
-            db.adopt_customer_objects(&m.customer_id, named).await?;
+            adopt_customer_objects_in(conn, &m.customer_id, named).await?;
             // Events of this customer applied before the link were ignored: apply them again.
-            db.requeue_events_mentioning(&m.customer_id).await?;
+            requeue_events_mentioning_in(conn, &m.customer_id).await?;
             Ok(Some(named.to_string()))
         }
         _ => Ok(None),
@@ -150,7 +173,7 @@ async fn bucket_of(db: &Db, m: &Mirror) -> sqlx::Result<Option<String>> {
 /// shares one commit. Same watermark rule; an object without a customer of
 /// its own (a detached PaymentMethod) is kept under `customer_id`.
 pub async fn store_in_bucket(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut AnyConnection,
     obj: &Value,
     wm: &Watermark,
     deleted: bool,
@@ -166,7 +189,7 @@ pub async fn store_in_bucket(
     }
     m.bucket_id = Some(bucket_id.to_string());
     Ok(Stored::Outcome(
-        crate::store::objects::write_object_in(conn, &m, wm, force).await?,
+        write_object_in(conn, &m, wm, force).await?,
     ))
 }
 

@@ -15,9 +15,11 @@
 //! derived from the stored subscriptions on every read (`billing`).
 
 use serde_json::Value;
+use sqlx::AnyConnection;
 use stripe_client_core::{RequestBuilder, StripeMethod};
 
 use crate::cfg::SyncSettings;
+use crate::store::objects::{customer_objects_in, object_in};
 use crate::store::{Db, Kind, Watermark, WriteOutcome};
 use crate::stripe::{Stripe, json};
 use crate::sync::apply::{self, Stored};
@@ -113,6 +115,28 @@ pub enum Applied {
     Refetched(WriteOutcome),
 }
 
+impl Applied {
+    /// The `result` label of `paysync_events_applied_total`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Applied::NotMirrored => "not_mirrored",
+            Applied::Ignored => "ignored",
+            Applied::Stored(WriteOutcome::Written) => "written",
+            Applied::Stored(_) => "stale",
+            Applied::Refetched(_) => "refetched",
+        }
+    }
+}
+
+/// What applying an event with the database alone came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Local {
+    Done(Applied),
+    /// Only Stripe can tell (a same-second tie the object cannot order, or a
+    /// kind configured to be re-fetched): nothing was stored; [`apply_event`] fetches it.
+    NeedsStripe,
+}
+
 /// Apply one event body (as stored in the inbox).
 pub async fn apply_body(
     db: &Db,
@@ -127,83 +151,116 @@ pub async fn apply_body(
     apply_event(db, stripe, sync, &event).await
 }
 
+/// Apply one event, asking Stripe when the database alone cannot order it.
 pub async fn apply_event(
     db: &Db,
     stripe: &Stripe,
     sync: &SyncSettings,
     e: &Event<'_>,
 ) -> anyhow::Result<Applied> {
-    if !mirrored(e.r#type) {
-        return Ok(Applied::NotMirrored);
-    }
-    let Some(kind) = apply::kind_of(e.object) else {
-        return Ok(Applied::Ignored);
+    let local = {
+        let mut conn = db.pool.acquire().await?;
+        apply_local(&mut conn, sync, e).await?
     };
-    let wm = Watermark {
+    match local {
+        Local::Done(applied) => Ok(applied),
+        Local::NeedsStripe => refetch(db, stripe, e.object, &watermark(e)).await,
+    }
+}
+
+fn watermark(e: &Event<'_>) -> Watermark {
+    Watermark {
         created: e.created,
         event: e.id.to_string(),
+    }
+}
+
+/// Apply one event on a connection or open transaction, without calling
+/// Stripe: what the webhook intake does inside the transaction that stores
+/// the delivery, and the worker for a claimed batch. Writes nothing when it
+/// answers [`Local::NeedsStripe`].
+pub async fn apply_local(
+    conn: &mut AnyConnection,
+    sync: &SyncSettings,
+    e: &Event<'_>,
+) -> sqlx::Result<Local> {
+    if !mirrored(e.r#type) {
+        return Ok(Local::Done(Applied::NotMirrored));
+    }
+    let Some(kind) = apply::kind_of(e.object) else {
+        return Ok(Local::Done(Applied::Ignored));
     };
+    let wm = watermark(e);
     let deleted = removes(e.r#type);
     if sync.refetch.contains(&kind) && !deleted {
-        return refetch(db, stripe, e.object, &wm).await;
+        return Ok(Local::NeedsStripe);
     }
-    let applied = match apply::store(db, e.object, &wm, deleted, false).await? {
+    let applied = match apply::store_on(conn, e.object, &wm, deleted, false).await? {
         Stored::Ignored => Applied::Ignored,
         Stored::Outcome(WriteOutcome::Tie) => {
-            resolve_tie(db, stripe, kind, e.object, &wm, deleted).await?
+            match resolve_tie(conn, kind, e.object, &wm, deleted).await? {
+                Some(applied) => applied,
+                None => return Ok(Local::NeedsStripe),
+            }
         }
         Stored::Outcome(o) => Applied::Stored(o),
     };
     if e.r#type == "customer.deleted" && applied != Applied::Ignored {
-        forget_payment_methods(db, e.object, &wm).await?;
+        forget_payment_methods(conn, e.object, &wm).await?;
     }
-    Ok(applied)
+    Ok(Local::Done(applied))
 }
 
 /// Stripe deletes a deleted customer's cards and bank accounts without an
 /// event of their own: tombstone them, so no read route shows them again.
-async fn forget_payment_methods(db: &Db, customer: &Value, wm: &Watermark) -> anyhow::Result<()> {
+async fn forget_payment_methods(
+    conn: &mut AnyConnection,
+    customer: &Value,
+    wm: &Watermark,
+) -> sqlx::Result<()> {
     let Some(id) = json::str(customer, "id") else {
         return Ok(());
     };
-    for row in db
-        .customer_objects(Kind::Source, id)
+    for row in customer_objects_in(conn, Kind::Source, id)
         .await?
         .into_iter()
         .filter(|r| !r.deleted)
     {
-        apply::store(db, &row.data, wm, true, true).await?;
+        apply::store_on(conn, &row.data, wm, true, true).await?;
     }
     Ok(())
 }
 
 /// Same second as the row, different content: a delete wins (nothing follows a
 /// delete in Stripe); else the object's version fields, when both have them and
-/// they differ; else Stripe's current object.
+/// they differ. None: only Stripe's current object can tell.
 async fn resolve_tie(
-    db: &Db,
-    stripe: &Stripe,
+    conn: &mut AnyConnection,
     kind: Kind,
     obj: &Value,
     wm: &Watermark,
     deleted: bool,
-) -> anyhow::Result<Applied> {
+) -> sqlx::Result<Option<Applied>> {
     if deleted {
-        return Ok(stored(apply::store(db, obj, wm, true, true).await?));
+        return Ok(Some(stored(
+            apply::store_on(conn, obj, wm, true, true).await?,
+        )));
     }
     let id = json::str(obj, "id").unwrap_or_default();
-    if let Some(row) = db.object(kind, id).await? {
+    if let Some(row) = object_in(conn, kind, id).await? {
         match (version(&row.data), version(obj)) {
             (Some(have), Some(got)) if got > have => {
-                return Ok(stored(apply::store(db, obj, wm, false, true).await?));
+                return Ok(Some(stored(
+                    apply::store_on(conn, obj, wm, false, true).await?,
+                )));
             }
             (Some(have), Some(got)) if got < have => {
-                return Ok(Applied::Stored(WriteOutcome::Stale));
+                return Ok(Some(Applied::Stored(WriteOutcome::Stale)));
             }
             _ => {}
         }
     }
-    refetch(db, stripe, obj, wm).await
+    Ok(None)
 }
 
 fn stored(s: Stored) -> Applied {

@@ -12,6 +12,12 @@
 //! - a failed apply is retried with exponential backoff, and parked as `dead`
 //!   after `PAYSYNC_EVENT_MAX_ATTEMPTS` (replayable with `paysync events replay`).
 //!
+//! A claimed batch is applied in one transaction, each event marked applied
+//! in that same transaction, so the cache and the inbox never disagree and a
+//! batch costs one commit. Events only Stripe can order (re-fetches) are taken
+//! out of the batch and applied one by one after it, outside any transaction;
+//! if the batch transaction fails, every event of it is applied one by one.
+//!
 //! Re-applying an event whose object was stored just before a crash is
 //! harmless: the row's watermark already names that event, so it is `Stale`.
 
@@ -22,10 +28,10 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::cfg::SyncSettings;
-use crate::store::inbox::InboxEvent;
-use crate::store::{Db, WriteOutcome, now};
+use crate::store::inbox::{InboxEvent, mark_applied_in};
+use crate::store::{Db, now};
 use crate::stripe::Stripe;
-use crate::sync::events::{self, Applied};
+use crate::sync::events::{self, Applied, Event, Local};
 
 /// Events claimed at once.
 const BATCH: i64 = 32;
@@ -60,10 +66,61 @@ impl Applier {
             if batch.is_empty() {
                 return Ok(done);
             }
-            for ev in &batch {
+            let one_by_one = match self.apply_batch(&token, &batch, &mut done).await {
+                Ok(needs_stripe) => needs_stripe,
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), events = batch.len(), "apply worker: batch transaction failed; applying its events one by one");
+                    batch.iter().collect()
+                }
+            };
+            for ev in one_by_one {
                 self.process(&token, ev, &mut done).await?;
             }
         }
+    }
+
+    /// Apply what the database alone can apply of a claimed batch, and mark
+    /// it applied, in one transaction. Answers the events left for
+    /// [`Applier::process`]: those that need Stripe, and bodies that are not
+    /// events (they fail there, with their error recorded).
+    async fn apply_batch<'a>(
+        &self,
+        token: &str,
+        batch: &'a [InboxEvent],
+        done: &mut Drained,
+    ) -> anyhow::Result<Vec<&'a InboxEvent>> {
+        let mut tx = self.db.begin_write().await?;
+        let mut left = Vec::new();
+        let mut applied = Vec::with_capacity(batch.len());
+        for ev in batch {
+            let started = Instant::now();
+            let Ok(value) = serde_json::from_str::<serde_json::Value>(&ev.body) else {
+                left.push(ev);
+                continue;
+            };
+            let Some(event) = Event::parse(&value) else {
+                left.push(ev);
+                continue;
+            };
+            match events::apply_local(&mut tx, &self.sync, &event).await? {
+                Local::NeedsStripe => left.push(ev),
+                Local::Done(result) => {
+                    metrics::histogram!("paysync_event_apply_seconds")
+                        .record(started.elapsed().as_secs_f64());
+                    if mark_applied_in(&mut tx, &ev.id, Some(token)).await? {
+                        applied.push((ev, result));
+                    } else {
+                        tracing::warn!(event = %ev.id, "claim on the event ran out while applying it; another worker has it");
+                    }
+                }
+            }
+        }
+        tx.commit().await?;
+        for (ev, result) in applied {
+            done.applied += 1;
+            record_applied(ev, &result);
+        }
+        Ok(left)
     }
 
     async fn process(
@@ -79,12 +136,7 @@ impl Applier {
             Ok(applied) => {
                 if self.db.mark_applied(&ev.id, token).await? {
                     done.applied += 1;
-                    metrics::counter!("paysync_events_applied_total", "type" => ev.r#type.clone(), "result" => label(&applied))
-                        .increment(1);
-                    // From receipt (webhook or catch-up) to applied, in whole seconds (received_at is stored in seconds).
-                    metrics::histogram!("paysync_event_apply_lag_seconds")
-                        .record((crate::store::now() - ev.received_at).max(0) as f64);
-                    tracing::debug!(event = %ev.id, r#type = %ev.r#type, result = label(&applied), "event applied");
+                    record_applied(ev, &applied);
                 } else {
                     tracing::warn!(event = %ev.id, "claim on the event ran out while applying it; another worker has it");
                 }
@@ -114,14 +166,14 @@ impl Applier {
     }
 }
 
-fn label(a: &Applied) -> &'static str {
-    match a {
-        Applied::NotMirrored => "not_mirrored",
-        Applied::Ignored => "ignored",
-        Applied::Stored(WriteOutcome::Written) => "written",
-        Applied::Stored(_) => "stale",
-        Applied::Refetched(_) => "refetched",
-    }
+/// Count an applied event, with the time from its receipt (webhook or
+/// catch-up) in whole seconds (received_at is stored in seconds).
+fn record_applied(ev: &InboxEvent, applied: &Applied) {
+    metrics::counter!("paysync_events_applied_total", "type" => ev.r#type.clone(), "result" => applied.label())
+        .increment(1);
+    metrics::histogram!("paysync_event_apply_lag_seconds")
+        .record((now() - ev.received_at).max(0) as f64);
+    tracing::debug!(event = %ev.id, r#type = %ev.r#type, result = applied.label(), "event applied");
 }
 
 /// Wait before attempt `attempt + 1`: `base`, doubling each failure, capped at an hour.

@@ -1,0 +1,179 @@
+//! Webhook intake: group commit of deliveries into the inbox, applying each
+//! in the transaction that stores it.
+//!
+//! A delivery is acknowledged only once its event is committed, and a commit
+//! costs a disk sync (SQLite has one writer at a time on top). Under a burst,
+//! one commit per delivery caps intake at roughly one event per sync. Here
+//! concurrent deliveries queue up and one task writes everything queued in a
+//! single transaction, then answers each: the same durability, far fewer
+//! syncs.
+//!
+//! In that same transaction each new event is applied to the cache when the
+//! database alone can apply it (`events::apply_local`) and marked applied, so
+//! by the time Stripe gets its 200 the change is visible in the read routes,
+//! and the cache and the inbox never disagree. Events that need Stripe (a tie
+//! only a re-fetch can order, or a kind configured to be re-fetched) stay
+//! pending for the worker, which is woken after the commit.
+//!
+//! A failed transaction is tried once more storing the deliveries alone (the
+//! worker applies them later); if that fails too, every delivery in it gets
+//! its 503 and Stripe retries: nothing is half-written.
+
+use std::sync::{Arc, OnceLock};
+
+use serde_json::Value;
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use crate::cfg::SyncSettings;
+use crate::store::inbox::mark_applied_in;
+use crate::store::{Db, now};
+use crate::sync::events::{self, Applied, Event, Local};
+
+/// The most deliveries written in one transaction.
+const MAX_BATCH: usize = 256;
+
+/// A verified delivery (owned: it crosses into the writer task).
+pub struct Delivery {
+    /// The raw body, stored as received.
+    pub body: String,
+    /// The same body parsed (it was parsed to verify it is an event).
+    pub value: Value,
+}
+
+/// What became of a delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    /// Its id was already in the inbox: nothing stored or applied again.
+    Duplicate,
+    /// Stored and applied in the same transaction.
+    Applied(Applied),
+    /// Stored; the worker applies it (it needs Stripe, or applying failed).
+    Pending,
+}
+
+struct Queued {
+    delivery: Delivery,
+    reply: oneshot::Sender<Result<Received, String>>,
+}
+
+/// Handle of the writer task, started on first use (inside the runtime).
+#[derive(Clone, Default)]
+pub struct InboxWriter {
+    queue: Arc<OnceLock<mpsc::Sender<Queued>>>,
+}
+
+/// What the writer task needs: the cache, the sync settings (which kinds are
+/// always re-fetched), and the worker's bell.
+pub struct Intake {
+    pub db: Db,
+    pub sync: SyncSettings,
+    pub wake: Arc<Notify>,
+}
+
+impl InboxWriter {
+    /// Store a verified delivery; resolves once its transaction is committed.
+    /// The delivery must parse as an [`Event`] (the receiver checked it).
+    pub async fn insert(
+        &self,
+        intake: impl FnOnce() -> Intake,
+        delivery: Delivery,
+    ) -> Result<Received, String> {
+        let queue = self.queue.get_or_init(|| spawn(intake()));
+        let (reply, answer) = oneshot::channel();
+        queue
+            .send(Queued { delivery, reply })
+            .await
+            .map_err(|_| "inbox writer stopped".to_string())?;
+        answer
+            .await
+            .map_err(|_| "inbox writer stopped".to_string())?
+    }
+}
+
+fn spawn(intake: Intake) -> mpsc::Sender<Queued> {
+    let (tx, mut rx) = mpsc::channel::<Queued>(4 * MAX_BATCH);
+    tokio::spawn(async move {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            let outcome = match write(&intake, &batch, true).await {
+                Ok(received) => Ok(received),
+                Err(e) => {
+                    tracing::warn!(error = %e, deliveries = batch.len(), "applying deliveries in their transaction failed; storing them for the worker");
+                    write(&intake, &batch, false).await
+                }
+            };
+            match outcome {
+                Ok(received) => {
+                    if received.contains(&Received::Pending) {
+                        intake.wake.notify_one();
+                    }
+                    for (q, r) in batch.drain(..).zip(received) {
+                        record(&q.delivery, &r);
+                        let _ = q.reply.send(Ok(r));
+                    }
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    for q in batch.drain(..) {
+                        let _ = q.reply.send(Err(msg.clone()));
+                    }
+                }
+            }
+        }
+    });
+    tx
+}
+
+const INSERT: &str = "INSERT INTO stripe_events (id, type, created, body, source, received_at, state) \
+     VALUES ($1, $2, $3, $4, 'webhook', $5, 'pending') ON CONFLICT (id) DO NOTHING";
+
+/// Store a batch in one transaction, applying each new event in it when
+/// `apply` (else every new event is left pending for the worker).
+async fn write(intake: &Intake, batch: &[Queued], apply: bool) -> anyhow::Result<Vec<Received>> {
+    let mut tx = intake.db.begin_write().await?;
+    let received_at = now();
+    let mut out = Vec::with_capacity(batch.len());
+    for q in batch {
+        let event = Event::parse(&q.delivery.value)
+            .ok_or_else(|| anyhow::anyhow!("a delivery that is not an event reached the inbox"))?;
+        let done = sqlx::query(INSERT)
+            .bind(event.id)
+            .bind(event.r#type)
+            .bind(event.created)
+            .bind(&q.delivery.body)
+            .bind(received_at)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            out.push(Received::Duplicate);
+            continue;
+        }
+        if !apply {
+            out.push(Received::Pending);
+            continue;
+        }
+        out.push(match events::apply_local(&mut tx, &intake.sync, &event).await? {
+            Local::Done(applied) => {
+                mark_applied_in(&mut tx, event.id, None).await?;
+                Received::Applied(applied)
+            }
+            Local::NeedsStripe => Received::Pending,
+        });
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// The same metrics the worker records for what it applies.
+fn record(d: &Delivery, r: &Received) {
+    let Received::Applied(applied) = r else {
+        return;
+    };
+    let Some(event) = Event::parse(&d.value) else {
+        return;
+    };
+    metrics::counter!("paysync_events_applied_total", "type" => event.r#type.to_string(), "result" => applied.label())
+        .increment(1);
+    metrics::histogram!("paysync_event_apply_lag_seconds").record(0.0);
+    tracing::debug!(event = event.id, r#type = event.r#type, result = applied.label(), "event applied on receipt");
+}
