@@ -313,3 +313,27 @@ pub async fn bucket_exists_in(conn: &mut AnyConnection, id: &str) -> sqlx::Resul
         .await?
         .is_some())
 }
+
+/// The buckets of many customers in one query (customer id → bucket id);
+/// customers of no bucket are absent.
+pub async fn buckets_of_customers_in(
+    conn: &mut AnyConnection,
+    customer_ids: &[&str],
+) -> sqlx::Result<std::collections::HashMap<String, String>> {
+    let mut out = std::collections::HashMap::with_capacity(customer_ids.len());
+    for chunk in customer_ids.chunks(1000) {
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT id, stripe_customer_id FROM buckets WHERE stripe_customer_id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        for row in q.fetch_all(&mut *conn).await? {
+            out.insert(row.try_get("stripe_customer_id")?, row.try_get("id")?);
+        }
+    }
+    Ok(out)
+}

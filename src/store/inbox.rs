@@ -155,7 +155,7 @@ impl Db {
     /// out and another worker took the event over) or the event was already applied.
     pub async fn mark_applied(&self, id: &str, token: &str) -> sqlx::Result<bool> {
         let mut conn = self.pool.acquire().await?;
-        mark_applied_in(&mut conn, id, Some(token)).await
+        mark_applied_in(&mut conn, id, token).await
     }
 
     /// Record a failed attempt under this claim: retried at `next_attempt_at`, or parked as dead.
@@ -220,17 +220,16 @@ impl Db {
 // The same updates on one connection or open transaction: a batch of events is
 // applied and marked applied in one transaction.
 
-/// [`Db::mark_applied`] on a given connection or transaction. `token` None is
-/// for an event applied by the transaction that stores it (not claimed by anyone).
+/// [`Db::mark_applied`] on a given connection or transaction.
 pub async fn mark_applied_in(
     conn: &mut AnyConnection,
     id: &str,
-    token: Option<&str>,
+    token: &str,
 ) -> sqlx::Result<bool> {
     let done = sqlx::query(
         "UPDATE stripe_events SET state = 'applied', applied_at = $3, last_error = NULL, \
          claimed_by = NULL, claimed_until = 0 \
-         WHERE id = $1 AND (claimed_by = $2 OR $2 IS NULL) AND state <> 'applied'",
+         WHERE id = $1 AND claimed_by = $2 AND state <> 'applied'",
     )
     .bind(id)
     .bind(token)
@@ -253,4 +252,69 @@ pub async fn requeue_events_mentioning_in(
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected())
+}
+
+/// Insert many events in one statement (each new id stored, known ids left
+/// alone); the ids that were new. One round trip for a whole batch of
+/// webhook deliveries instead of one per delivery.
+pub async fn insert_events_in(
+    conn: &mut AnyConnection,
+    events: &[NewEvent<'_>],
+    received_at: i64,
+) -> sqlx::Result<std::collections::HashSet<String>> {
+    let mut new = std::collections::HashSet::with_capacity(events.len());
+    // 6 parameters a row; SQLite allows 32,766 in a statement.
+    for chunk in events.chunks(1000) {
+        let mut sql = String::from(
+            "INSERT INTO stripe_events (id, type, created, body, source, received_at, state) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            let p = i * 6;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, ${}, ${}, ${}, 'pending')",
+                p + 1,
+                p + 2,
+                p + 3,
+                p + 4,
+                p + 5,
+                p + 6
+            ));
+        }
+        sql.push_str(" ON CONFLICT (id) DO NOTHING RETURNING id");
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for e in chunk {
+            q = q
+                .bind(e.id)
+                .bind(e.r#type)
+                .bind(e.created)
+                .bind(e.body)
+                .bind(e.source)
+                .bind(received_at);
+        }
+        for row in q.fetch_all(&mut *conn).await? {
+            new.insert(row.try_get::<String, _>("id")?);
+        }
+    }
+    Ok(new)
+}
+
+/// Mark events applied that no worker claimed (applied by the transaction
+/// that stored them), in one statement.
+pub async fn mark_many_applied_in(conn: &mut AnyConnection, ids: &[&str]) -> sqlx::Result<()> {
+    for chunk in ids.chunks(1000) {
+        let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "UPDATE stripe_events SET state = 'applied', applied_at = $1 WHERE id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now());
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
 }

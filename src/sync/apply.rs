@@ -3,8 +3,9 @@
 //! under the watermark rule. Write routes (with Stripe's answer), webhook
 //! events and the reconciler all store through here.
 
-use serde_json::Value;
+use std::collections::HashMap;
 
+use serde_json::Value;
 use sqlx::AnyConnection;
 
 use crate::store::buckets::{bucket_exists_in, bucket_of_customer_in, link_customer_in};
@@ -12,6 +13,14 @@ use crate::store::inbox::requeue_events_mentioning_in;
 use crate::store::objects::{adopt_customer_objects_in, object_in, write_object_in};
 use crate::store::{Db, Kind, Mirror, Watermark, WriteOutcome};
 use crate::stripe::json;
+
+/// The Stripe customer an object belongs to (a customer: itself), if it names one.
+pub fn customer_of(obj: &Value) -> Option<&str> {
+    match json::str(obj, "object")? {
+        "customer" => json::str(obj, "id"),
+        _ => json::id(obj, "customer"),
+    }
+}
 
 /// The kind of a Stripe object, from its `object` field; None for objects paysync does not mirror.
 pub fn kind_of(obj: &Value) -> Option<Kind> {
@@ -105,6 +114,11 @@ pub async fn store(
     store_on(&mut conn, obj, wm, deleted, force).await
 }
 
+/// Buckets of customers read ahead for a batch of events (customer id →
+/// bucket id, one query for the batch), so storing each object skips that
+/// lookup. A customer missing from it is looked up as usual.
+pub type KnownBuckets = HashMap<String, String>;
+
 /// [`store`] on a given connection or open transaction (the apply worker and
 /// the webhook intake apply a batch of events in one transaction).
 pub async fn store_on(
@@ -114,20 +128,35 @@ pub async fn store_on(
     deleted: bool,
     force: bool,
 ) -> sqlx::Result<Stored> {
+    store_known(conn, obj, wm, deleted, force, &KnownBuckets::new()).await
+}
+
+/// [`store_on`] with buckets read ahead.
+pub async fn store_known(
+    conn: &mut AnyConnection,
+    obj: &Value,
+    wm: &Watermark,
+    deleted: bool,
+    force: bool,
+    known: &KnownBuckets,
+) -> sqlx::Result<Stored> {
     let Some(mut m) = mirror_of(obj, deleted) else {
         return Ok(Stored::Ignored);
     };
-    let mut known = None;
+    let mut previous = None;
     if m.customer_id.is_empty() {
-        known = object_in(conn, m.kind, &m.id).await?;
-        match &known {
+        previous = object_in(conn, m.kind, &m.id).await?;
+        match &previous {
             Some(prev) => m.customer_id = prev.customer_id.clone(),
             None => return Ok(Stored::Ignored),
         }
     }
-    m.bucket_id = bucket_of(conn, &m).await?;
+    m.bucket_id = match known.get(&m.customer_id) {
+        Some(bucket) => Some(bucket.clone()),
+        None => bucket_of(conn, &m).await?,
+    };
     if m.bucket_id.is_none()
-        && known.is_none()
+        && previous.is_none()
         && object_in(conn, m.kind, &m.id).await?.is_none()
     {
         // A customer that belongs to no bucket (another app on the same Stripe account).

@@ -19,10 +19,11 @@ use sqlx::AnyConnection;
 use stripe_client_core::{RequestBuilder, StripeMethod};
 
 use crate::cfg::SyncSettings;
+use crate::store::buckets::buckets_of_customers_in;
 use crate::store::objects::{customer_objects_in, object_in};
 use crate::store::{Db, Kind, Watermark, WriteOutcome};
 use crate::stripe::{Stripe, json};
-use crate::sync::apply::{self, Stored};
+use crate::sync::apply::{self, KnownBuckets, Stored};
 
 /// Event types whose object the cache mirrors. Every other type is kept in
 /// the inbox (and acknowledged) but changes nothing.
@@ -160,7 +161,7 @@ pub async fn apply_event(
 ) -> anyhow::Result<Applied> {
     let local = {
         let mut conn = db.pool.acquire().await?;
-        apply_local(&mut conn, sync, e).await?
+        apply_local(&mut conn, sync, e, &KnownBuckets::new()).await?
     };
     match local {
         Local::Done(applied) => Ok(applied),
@@ -179,10 +180,13 @@ fn watermark(e: &Event<'_>) -> Watermark {
 /// Stripe: what the webhook intake does inside the transaction that stores
 /// the delivery, and the worker for a claimed batch. Writes nothing when it
 /// answers [`Local::NeedsStripe`].
+///
+/// `known`: buckets of the batch's customers read ahead ([`read_ahead`]).
 pub async fn apply_local(
     conn: &mut AnyConnection,
     sync: &SyncSettings,
     e: &Event<'_>,
+    known: &KnownBuckets,
 ) -> sqlx::Result<Local> {
     if !mirrored(e.r#type) {
         return Ok(Local::Done(Applied::NotMirrored));
@@ -195,7 +199,7 @@ pub async fn apply_local(
     if sync.refetch.contains(&kind) && !deleted {
         return Ok(Local::NeedsStripe);
     }
-    let applied = match apply::store_on(conn, e.object, &wm, deleted, false).await? {
+    let applied = match apply::store_known(conn, e.object, &wm, deleted, false, known).await? {
         Stored::Ignored => Applied::Ignored,
         Stored::Outcome(WriteOutcome::Tie) => {
             match resolve_tie(conn, kind, e.object, &wm, deleted).await? {
@@ -209,6 +213,20 @@ pub async fn apply_local(
         forget_payment_methods(conn, e.object, &wm).await?;
     }
     Ok(Local::Done(applied))
+}
+
+/// The buckets of the customers of a batch of events, in one query.
+pub async fn read_ahead(
+    conn: &mut AnyConnection,
+    events: &[Event<'_>],
+) -> sqlx::Result<KnownBuckets> {
+    let mut customers: Vec<&str> = events
+        .iter()
+        .filter_map(|e| apply::customer_of(e.object))
+        .collect();
+    customers.sort_unstable();
+    customers.dedup();
+    buckets_of_customers_in(conn, &customers).await
 }
 
 /// Stripe deletes a deleted customer's cards and bank accounts without an

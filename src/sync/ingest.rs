@@ -25,7 +25,7 @@ use serde_json::Value;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::cfg::SyncSettings;
-use crate::store::inbox::mark_applied_in;
+use crate::store::inbox::{NewEvent, insert_events_in, mark_many_applied_in};
 use crate::store::{Db, now};
 use crate::sync::events::{self, Applied, Event, Local};
 
@@ -124,42 +124,51 @@ fn spawn(intake: Intake) -> mpsc::Sender<Queued> {
     tx
 }
 
-const INSERT: &str = "INSERT INTO stripe_events (id, type, created, body, source, received_at, state) \
-     VALUES ($1, $2, $3, $4, 'webhook', $5, 'pending') ON CONFLICT (id) DO NOTHING";
-
 /// Store a batch in one transaction, applying each new event in it when
 /// `apply` (else every new event is left pending for the worker).
 async fn write(intake: &Intake, batch: &[Queued], apply: bool) -> anyhow::Result<Vec<Received>> {
+    let events = batch
+        .iter()
+        .map(|q| Event::parse(&q.delivery.value))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| anyhow::anyhow!("a delivery that is not an event reached the inbox"))?;
+    let rows: Vec<NewEvent> = batch
+        .iter()
+        .zip(&events)
+        .map(|(q, e)| NewEvent {
+            id: e.id,
+            r#type: e.r#type,
+            created: e.created,
+            body: &q.delivery.body,
+            source: "webhook",
+        })
+        .collect();
     let mut tx = intake.db.begin_write().await?;
-    let received_at = now();
+    let mut new = insert_events_in(&mut tx, &rows, now()).await?;
+    let known = if apply {
+        events::read_ahead(&mut tx, &events).await?
+    } else {
+        Default::default()
+    };
     let mut out = Vec::with_capacity(batch.len());
-    for q in batch {
-        let event = Event::parse(&q.delivery.value)
-            .ok_or_else(|| anyhow::anyhow!("a delivery that is not an event reached the inbox"))?;
-        let done = sqlx::query(INSERT)
-            .bind(event.id)
-            .bind(event.r#type)
-            .bind(event.created)
-            .bind(&q.delivery.body)
-            .bind(received_at)
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
+    let mut applied = Vec::new();
+    for event in &events {
+        // `remove`: the same id twice in one batch (a retry racing the first delivery) is new once.
+        if !new.remove(event.id) {
             out.push(Received::Duplicate);
-            continue;
-        }
-        if !apply {
+        } else if !apply {
             out.push(Received::Pending);
-            continue;
+        } else {
+            out.push(match events::apply_local(&mut tx, &intake.sync, event, &known).await? {
+                Local::Done(result) => {
+                    applied.push(event.id);
+                    Received::Applied(result)
+                }
+                Local::NeedsStripe => Received::Pending,
+            });
         }
-        out.push(match events::apply_local(&mut tx, &intake.sync, &event).await? {
-            Local::Done(applied) => {
-                mark_applied_in(&mut tx, event.id, None).await?;
-                Received::Applied(applied)
-            }
-            Local::NeedsStripe => Received::Pending,
-        });
     }
+    mark_many_applied_in(&mut tx, &applied).await?;
     tx.commit().await?;
     Ok(out)
 }

@@ -89,26 +89,32 @@ impl Applier {
         batch: &'a [InboxEvent],
         done: &mut Drained,
     ) -> anyhow::Result<Vec<&'a InboxEvent>> {
-        let mut tx = self.db.begin_write().await?;
+        // Bodies that are not events are left for `process`, which records their error.
         let mut left = Vec::new();
-        let mut applied = Vec::with_capacity(batch.len());
+        let mut values = Vec::with_capacity(batch.len());
         for ev in batch {
+            match serde_json::from_str::<serde_json::Value>(&ev.body) {
+                Ok(v) if Event::parse(&v).is_some() => values.push((ev, v)),
+                _ => left.push(ev),
+            }
+        }
+        let parsed: Vec<(&InboxEvent, Event)> = values
+            .iter()
+            .filter_map(|(ev, v)| Some((*ev, Event::parse(v)?)))
+            .collect();
+        let mut tx = self.db.begin_write().await?;
+        let events: Vec<Event> = parsed.iter().map(|(_, e)| e.clone()).collect();
+        let known = events::read_ahead(&mut tx, &events).await?;
+        let mut applied = Vec::with_capacity(batch.len());
+        for (ev, event) in &parsed {
             let started = Instant::now();
-            let Ok(value) = serde_json::from_str::<serde_json::Value>(&ev.body) else {
-                left.push(ev);
-                continue;
-            };
-            let Some(event) = Event::parse(&value) else {
-                left.push(ev);
-                continue;
-            };
-            match events::apply_local(&mut tx, &self.sync, &event).await? {
-                Local::NeedsStripe => left.push(ev),
+            match events::apply_local(&mut tx, &self.sync, event, &known).await? {
+                Local::NeedsStripe => left.push(*ev),
                 Local::Done(result) => {
                     metrics::histogram!("paysync_event_apply_seconds")
                         .record(started.elapsed().as_secs_f64());
-                    if mark_applied_in(&mut tx, &ev.id, Some(token)).await? {
-                        applied.push((ev, result));
+                    if mark_applied_in(&mut tx, &ev.id, token).await? {
+                        applied.push((*ev, result));
                     } else {
                         tracing::warn!(event = %ev.id, "claim on the event ran out while applying it; another worker has it");
                     }
