@@ -150,7 +150,7 @@ pub enum BucketCommand {
 }
 
 pub fn main() -> ExitCode {
-    crate::logging::init();
+    let logs = crate::logging::init();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -162,7 +162,11 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli));
+    drop(runtime);
+    // Queued log lines first, then the final message.
+    drop(logs);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("paysync: {e:#}");

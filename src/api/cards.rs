@@ -199,10 +199,15 @@ pub async fn has_default_payment_method(ctx: &ApiContext, bucket_id: &str) -> Ap
 /// are numbers even when Stripe (or a stand-in) sent strings; a card
 /// PaymentMethod is reshaped into the card object's fields.
 pub fn card_view(obj: &Value) -> Value {
-    let mut card = if json::str(obj, "object") == Some("payment_method") {
-        pm_as_card(obj)
+    card_view_owned(obj.clone())
+}
+
+/// [`card_view`] of an object the caller no longer needs (no copy of a card).
+pub fn card_view_owned(obj: Value) -> Value {
+    let mut card = if json::str(&obj, "object") == Some("payment_method") {
+        pm_as_card(&obj)
     } else {
-        obj.clone()
+        obj
     };
     for key in ["exp_month", "exp_year"] {
         if let Some(n) = json::int(&card, key) {
@@ -453,7 +458,7 @@ impl CardsApi {
             cards.sort_by_key(|c| c.id != default);
         }
         Ok(Json(CardList {
-            data: cards.iter().map(|c| card_view(&c.data)).collect(),
+            data: cards.into_iter().map(|c| card_view_owned(c.data)).collect(),
         }))
     }
 

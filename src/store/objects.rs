@@ -357,29 +357,6 @@ pub async fn object_in(
         .transpose()
 }
 
-/// The stored JSON text of an object and whether it is a tombstone, without
-/// parsing it (the reconciler compares it with Stripe's object first as text).
-pub async fn object_text_in(
-    conn: &mut AnyConnection,
-    kind: Kind,
-    id: &str,
-) -> sqlx::Result<Option<(String, bool)>> {
-    let sql = match kind {
-        Kind::Customer => "SELECT data, deleted FROM stripe_customers WHERE id = $1",
-        Kind::Source => "SELECT data, deleted FROM stripe_sources WHERE id = $1",
-        Kind::Subscription => "SELECT data, deleted FROM stripe_subscriptions WHERE id = $1",
-        Kind::Invoice => "SELECT data, deleted FROM stripe_invoices WHERE id = $1",
-        Kind::Charge => "SELECT data, deleted FROM stripe_charges WHERE id = $1",
-        Kind::PaymentIntent => "SELECT data, deleted FROM stripe_payment_intents WHERE id = $1",
-    };
-    sqlx::query(sql)
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .map(|r| Ok((r.try_get("data")?, r.try_get::<i64, _>("deleted")? != 0)))
-        .transpose()
-}
-
 /// [`Db::customer_objects`] on a given connection or transaction.
 pub async fn customer_objects_in(
     conn: &mut AnyConnection,
@@ -450,4 +427,65 @@ pub async fn adopt_customer_objects_in(
         .await?;
     }
     Ok(())
+}
+
+/// Forced writes of many objects in one statement per kind (what
+/// [`write_object_in`] does with `force`, for a batch): the ids written. An
+/// object whose row is newer or a tombstone is left alone and not returned.
+/// One id appears once per call (a row cannot be upserted twice in one statement).
+pub async fn write_objects_forced_in(
+    conn: &mut AnyConnection,
+    rows: &[(Mirror, Watermark)],
+) -> sqlx::Result<Vec<(Kind, String)>> {
+    let mut written = Vec::new();
+    let synced = now();
+    for kind in Kind::ALL {
+        let of_kind: Vec<&(Mirror, Watermark)> = rows.iter().filter(|(m, _)| m.kind == kind).collect();
+        // 11 parameters a row.
+        for chunk in of_kind.chunks(250) {
+            let table = kind.table();
+            let mut sql = format!("INSERT INTO {table} ({COLUMNS}, synced_at) VALUES ");
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push('(');
+                for c in 1..=11 {
+                    if c > 1 {
+                        sql.push_str(", ");
+                    }
+                    sql.push_str(&format!("${}", i * 11 + c));
+                }
+                sql.push(')');
+            }
+            sql.push_str(&format!(
+                " ON CONFLICT (id) DO UPDATE SET \
+                   bucket_id = COALESCE(excluded.bucket_id, {table}.bucket_id), customer_id = excluded.customer_id, \
+                   status = excluded.status, parent_id = excluded.parent_id, created = excluded.created, \
+                   data = excluded.data, deleted = excluded.deleted, wm_created = excluded.wm_created, \
+                   wm_event = excluded.wm_event, synced_at = excluded.synced_at \
+                 WHERE {table}.deleted = 0 AND excluded.wm_created >= {table}.wm_created \
+                 RETURNING id"
+            ));
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (m, wm) in chunk {
+                q = q
+                    .bind(&m.id)
+                    .bind(m.bucket_id.as_deref())
+                    .bind(&m.customer_id)
+                    .bind(m.status.as_deref())
+                    .bind(m.parent_id.as_deref())
+                    .bind(m.created)
+                    .bind(m.data.to_string())
+                    .bind(m.deleted as i64)
+                    .bind(wm.created)
+                    .bind(&wm.event)
+                    .bind(synced);
+            }
+            for row in q.fetch_all(&mut *conn).await? {
+                written.push((kind, row.try_get("id")?));
+            }
+        }
+    }
+    Ok(written)
 }

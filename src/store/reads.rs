@@ -21,7 +21,8 @@ pub struct BucketSources {
     pub customer: Option<Stored>,
 }
 
-const SQL: &str = "SELECT b.id AS b_id, b.name AS b_name, b.stripe_customer_id AS b_customer, \
+/// Shared with `sqlite_read`, which runs it without sqlx on SQLite files.
+pub(super) const SQL: &str = "SELECT b.id AS b_id, b.name AS b_name, b.stripe_customer_id AS b_customer, \
        b.created_at AS b_created_at, m.role AS m_role, \
        s.id AS s_id, s.bucket_id AS s_bucket_id, s.customer_id AS s_customer_id, s.status AS s_status, \
        s.parent_id AS s_parent_id, s.created AS s_created, s.data AS s_data, s.deleted AS s_deleted, \
@@ -66,6 +67,9 @@ impl Db {
         bucket_id: &str,
         user_id: &str,
     ) -> sqlx::Result<Option<BucketSources>> {
+        if let Some(path) = &self.sqlite_path {
+            return super::sqlite_read::bucket_sources_for_member(path, bucket_id, user_id);
+        }
         let rows = sqlx::query(SQL)
             .bind(bucket_id)
             .bind(user_id)

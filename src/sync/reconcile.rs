@@ -26,12 +26,12 @@ use sqlx::AnyConnection;
 
 use crate::store::cursors::set_cursor_in;
 use crate::store::objects::{
-    Stored as Row, customer_objects_in, customer_texts_all_in, object_text_in,
+    Stored as Row, customer_objects_in, customer_texts_all_in, write_objects_forced_in,
 };
-use crate::store::{Db, Kind, Watermark, WriteOutcome, now};
+use crate::store::{Db, Kind, Mirror, Watermark, WriteOutcome, now};
 use crate::stripe::pages::{PAGE, list_all};
 use crate::stripe::{Stripe, json};
-use crate::sync::apply::{self, Stored, store_in_bucket};
+use crate::sync::apply::{Stored, mirror_of, store_in_bucket};
 
 /// Cursor: the last bucket a full run finished (cleared when a run completes).
 pub const CURSOR_PROGRESS: &str = "reconcile:full:after";
@@ -143,6 +143,7 @@ async fn write_all(
             }
         }
         let mut txn = db.begin_write().await?;
+        let mut writes = Writes::default();
         // Buckets done in the open transaction: reported once it is committed.
         let mut done: Vec<(String, Drift)> = Vec::new();
         let mut failure = None;
@@ -154,16 +155,22 @@ async fn write_all(
                     break;
                 }
             };
-            let (drift, missing) = write_listed(&mut txn, &bucket, &customer, &fetched).await?;
+            let (drift, missing) =
+                write_listed(&mut txn, &mut writes, &bucket, &customer, &fetched).await?;
             if missing.is_empty() {
                 set_cursor_in(&mut txn, CURSOR_PROGRESS, &bucket).await?;
                 done.push((bucket, drift));
                 continue;
             }
             // Rows Stripe did not list need a call to Stripe each: not inside a transaction.
+            let mut drift = drift;
+            done.push((bucket.clone(), Drift::default()));
+            writes.flush(&mut txn, &mut done).await?;
+            if let Some((_, written)) = done.pop() {
+                drift.merge(&written);
+            }
             txn.commit().await?;
             finish(report, std::mem::take(&mut done), total, progress);
-            let mut drift = drift;
             drift.merge(
                 &settle_missing(db, stripe, &bucket, &customer, missing, &fetched.wm).await?,
             );
@@ -171,6 +178,7 @@ async fn write_all(
             finish(report, vec![(bucket, drift)], total, progress);
             txn = db.begin_write().await?;
         }
+        writes.flush(&mut txn, &mut done).await?;
         txn.commit().await?;
         finish(report, done, total, progress);
         if let Some(e) = failure {
@@ -209,8 +217,13 @@ pub async fn customer_once(
 ) -> anyhow::Result<Drift> {
     let fetched = fetch(stripe, customer_id).await?;
     let mut txn = db.begin_write().await?;
-    let (mut drift, missing) = write_listed(&mut txn, bucket_id, customer_id, &fetched).await?;
+    let mut writes = Writes::default();
+    let (drift, missing) =
+        write_listed(&mut txn, &mut writes, bucket_id, customer_id, &fetched).await?;
+    let mut done = [(bucket_id.to_string(), drift)];
+    writes.flush(&mut txn, &mut done).await?;
     txn.commit().await?;
+    let [(_, mut drift)] = done;
     drift.merge(&settle_missing(db, stripe, bucket_id, customer_id, missing, &fetched.wm).await?);
     Ok(drift)
 }
@@ -331,6 +344,7 @@ const LISTED: [Kind; 4] = [
 /// transaction. Returns the drift and the live cached rows Stripe did not list.
 async fn write_listed(
     conn: &mut AnyConnection,
+    writes: &mut Writes,
     bucket_id: &str,
     customer_id: &str,
     fetched: &Fetched,
@@ -364,19 +378,9 @@ async fn write_listed(
         by_kind.entry(kind).or_default().insert(id, (data, deleted));
     }
     let cached_customer = by_kind.remove(&Kind::Customer).unwrap_or_default();
-    drift.add(
-        Kind::Customer,
-        write_if_changed(
-            conn,
-            &cached_customer,
-            &live.customer,
-            wm,
-            live.deleted,
-            bucket_id,
-            customer_id,
-        )
-        .await?,
-    );
+    if !unchanged(&cached_customer, &live.customer, live.deleted) {
+        writes.push(&live.customer, wm, live.deleted, bucket_id, customer_id);
+    }
     let mut missing = Vec::new();
     for (kind, listed) in [
         (Kind::Source, &live.sources),
@@ -385,16 +389,15 @@ async fn write_listed(
         (Kind::Charge, &live.charges),
     ] {
         let rows = by_kind.remove(&kind).unwrap_or_default();
-        let mut changed = 0;
         let mut seen = HashSet::new();
         for obj in listed {
             if let Some(id) = json::str(obj, "id") {
                 seen.insert(id);
             }
-            changed +=
-                write_if_changed(conn, &rows, obj, wm, false, bucket_id, customer_id).await?;
+            if !unchanged(&rows, obj, false) {
+                writes.push(obj, wm, false, bucket_id, customer_id);
+            }
         }
-        drift.add(kind, changed);
         for (id, (_, deleted)) in &rows {
             if !deleted && !seen.contains(id.as_str()) {
                 // Rare (drift): the whole row, for the Stripe call and the tombstone.
@@ -438,16 +441,7 @@ async fn settle_missing(
                 if json::id(&obj, "customer") == Some(customer_id)
                     && !json::bool(&obj, "deleted").unwrap_or(false) =>
             {
-                write_if_changed(
-                    &mut conn,
-                    &Cached::new(),
-                    &obj,
-                    wm,
-                    false,
-                    bucket_id,
-                    customer_id,
-                )
-                .await?
+                write(&mut conn, &obj, wm, false, bucket_id, customer_id).await?
             }
             _ => write(&mut conn, &row.data, wm, true, bucket_id, customer_id).await?,
         };
@@ -484,41 +478,72 @@ fn retrieve_path(kind: Kind, _customer_id: &str, row: &Row) -> Option<String> {
 /// The cached rows of a customer of one kind: id → (stored JSON text, tombstone).
 type Cached = HashMap<String, (String, bool)>;
 
-/// Store when the cache differs from Stripe's object; 1 if a row changed.
-/// The stored text is compared first (serde_json writes keys in one order, so
-/// an unchanged object is the same text); only a different text is parsed.
-#[allow(clippy::too_many_arguments)]
-async fn write_if_changed(
-    conn: &mut AnyConnection,
-    cached: &Cached,
-    obj: &Value,
-    wm: &Watermark,
-    deleted: bool,
-    bucket_id: &str,
-    customer_id: &str,
-) -> anyhow::Result<u64> {
-    let Some(id) = json::str(obj, "id") else {
-        return Ok(0);
+/// Whether the cache already holds Stripe's object as it is. The stored text
+/// is compared first (serde_json writes keys in one order, so an unchanged
+/// object is the same text); only a different text is parsed. An object not
+/// among the customer's cached rows is new to the cache (the backfill), or
+/// kept under another customer, which writing it corrects.
+fn unchanged(cached: &Cached, obj: &Value, deleted: bool) -> bool {
+    let Some((text, was_deleted)) = json::str(obj, "id").and_then(|id| cached.get(id)) else {
+        return false;
     };
-    let row = match cached.get(id) {
-        Some((text, was_deleted)) => Some((text.clone(), *was_deleted)),
-        // Not this customer's row (yet): look it up by id.
-        None => match apply::kind_of(obj) {
-            Some(kind) => object_text_in(conn, kind, id).await?,
-            None => return Ok(0),
-        },
-    };
-    // Compare the stored JSON text first (cheap), then parsed (key order may differ).
     #[allow(clippy::cmp_owned)] // `text == *obj` would compare the text as a JSON string value
-    let same_text = |text: &str| text == obj.to_string();
-    if let Some((text, was_deleted)) = row
-        && was_deleted == deleted
-        && (same_text(&text)
-            || serde_json::from_str::<Value>(&text).is_ok_and(|stored| stored == *obj))
-    {
-        return Ok(0);
+    let same_text = *text == obj.to_string();
+    *was_deleted == deleted
+        && (same_text || serde_json::from_str::<Value>(text).is_ok_and(|stored| stored == *obj))
+}
+
+/// Changed objects of the customers in the open transaction, written together
+/// just before it commits: one statement per kind rather than one per object
+/// (on Postgres each statement is a round trip). Forced, like [`write`].
+#[derive(Default)]
+struct Writes {
+    rows: Vec<(Mirror, Watermark)>,
+    /// The bucket of each queued object, to count the drift per bucket.
+    buckets: HashMap<(Kind, String), String>,
+}
+
+impl Writes {
+    fn push(&mut self, obj: &Value, wm: &Watermark, deleted: bool, bucket_id: &str, customer_id: &str) {
+        let Some(mut m) = mirror_of(obj, deleted) else {
+            return;
+        };
+        if m.customer_id.is_empty() {
+            m.customer_id = customer_id.to_string();
+        }
+        m.bucket_id = Some(bucket_id.to_string());
+        if self
+            .buckets
+            .insert((m.kind, m.id.clone()), bucket_id.to_string())
+            .is_some()
+        {
+            // Listed twice in one transaction: the later listing replaces the earlier.
+            self.rows.retain(|(r, _)| !(r.kind == m.kind && r.id == m.id));
+        }
+        self.rows.push((m, wm.clone()));
     }
-    write(conn, obj, wm, deleted, bucket_id, customer_id).await
+
+    /// Write what is queued; add what was written to the drift of its bucket in `done`.
+    async fn flush(
+        &mut self,
+        conn: &mut AnyConnection,
+        done: &mut [(String, Drift)],
+    ) -> sqlx::Result<()> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        for (kind, id) in write_objects_forced_in(conn, &self.rows).await? {
+            let Some(bucket) = self.buckets.get(&(kind, id)) else {
+                continue;
+            };
+            if let Some((_, drift)) = done.iter_mut().rev().find(|(b, _)| b == bucket) {
+                drift.add(kind, 1);
+            }
+        }
+        self.rows.clear();
+        self.buckets.clear();
+        Ok(())
+    }
 }
 
 /// Forced within the same second: the listing was fetched at or after its
