@@ -440,7 +440,8 @@ pub async fn write_objects_forced_in(
     let mut written = Vec::new();
     let synced = now();
     for kind in Kind::ALL {
-        let of_kind: Vec<&(Mirror, Watermark)> = rows.iter().filter(|(m, _)| m.kind == kind).collect();
+        let of_kind: Vec<&(Mirror, Watermark)> =
+            rows.iter().filter(|(m, _)| m.kind == kind).collect();
         // 11 parameters a row.
         for chunk in of_kind.chunks(250) {
             let table = kind.table();

@@ -106,7 +106,11 @@ fn stored(row: &Row<'_>, at: usize) -> rusqlite::Result<Option<Stored>> {
         parent_id: row.get(at + 4)?,
         created: row.get(at + 5)?,
         data: serde_json::from_str(&data).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(at + 6, rusqlite::types::Type::Text, Box::new(e))
+            rusqlite::Error::FromSqlConversionFailure(
+                at + 6,
+                rusqlite::types::Type::Text,
+                Box::new(e),
+            )
         })?,
         deleted: row.get::<_, i64>(at + 7)? != 0,
         wm_created: row.get(at + 8)?,
@@ -133,8 +137,14 @@ mod tests {
         .unwrap();
         let stmt = conn.prepare(SQL).unwrap();
         let names = stmt.column_names();
-        assert_eq!(&names[..5], ["b_id", "b_name", "b_customer", "b_created_at", "m_role"]);
+        assert_eq!(
+            &names[..5],
+            ["b_id", "b_name", "b_customer", "b_created_at", "m_role"]
+        );
         assert_eq!((names[SOURCE], names[SOURCE + 6]), ("s_id", "s_data"));
-        assert_eq!((names[CUSTOMER], names[CUSTOMER + 9]), ("c_id", "c_wm_event"));
+        assert_eq!(
+            (names[CUSTOMER], names[CUSTOMER + 9]),
+            ("c_id", "c_wm_event")
+        );
     }
 }

@@ -217,9 +217,7 @@ pub async fn store_in_bucket(
         m.customer_id = customer_id.to_string();
     }
     m.bucket_id = Some(bucket_id.to_string());
-    Ok(Stored::Outcome(
-        write_object_in(conn, &m, wm, force).await?,
-    ))
+    Ok(Stored::Outcome(write_object_in(conn, &m, wm, force).await?))
 }
 
 #[cfg(test)]

@@ -159,13 +159,15 @@ async fn write(intake: &Intake, batch: &[Queued], apply: bool) -> anyhow::Result
         } else if !apply {
             out.push(Received::Pending);
         } else {
-            out.push(match events::apply_local(&mut tx, &intake.sync, event, &known).await? {
-                Local::Done(result) => {
-                    applied.push(event.id);
-                    Received::Applied(result)
-                }
-                Local::NeedsStripe => Received::Pending,
-            });
+            out.push(
+                match events::apply_local(&mut tx, &intake.sync, event, &known).await? {
+                    Local::Done(result) => {
+                        applied.push(event.id);
+                        Received::Applied(result)
+                    }
+                    Local::NeedsStripe => Received::Pending,
+                },
+            );
         }
     }
     mark_many_applied_in(&mut tx, &applied).await?;
@@ -184,5 +186,10 @@ fn record(d: &Delivery, r: &Received) {
     metrics::counter!("paysync_events_applied_total", "type" => event.r#type.to_string(), "result" => applied.label())
         .increment(1);
     metrics::histogram!("paysync_event_apply_lag_seconds").record(0.0);
-    tracing::debug!(event = event.id, r#type = event.r#type, result = applied.label(), "event applied on receipt");
+    tracing::debug!(
+        event = event.id,
+        r#type = event.r#type,
+        result = applied.label(),
+        "event applied on receipt"
+    );
 }

@@ -504,7 +504,14 @@ struct Writes {
 }
 
 impl Writes {
-    fn push(&mut self, obj: &Value, wm: &Watermark, deleted: bool, bucket_id: &str, customer_id: &str) {
+    fn push(
+        &mut self,
+        obj: &Value,
+        wm: &Watermark,
+        deleted: bool,
+        bucket_id: &str,
+        customer_id: &str,
+    ) {
         let Some(mut m) = mirror_of(obj, deleted) else {
             return;
         };
@@ -518,7 +525,8 @@ impl Writes {
             .is_some()
         {
             // Listed twice in one transaction: the later listing replaces the earlier.
-            self.rows.retain(|(r, _)| !(r.kind == m.kind && r.id == m.id));
+            self.rows
+                .retain(|(r, _)| !(r.kind == m.kind && r.id == m.id));
         }
         self.rows.push((m, wm.clone()));
     }

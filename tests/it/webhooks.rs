@@ -418,6 +418,74 @@ async fn signatures_are_checked_before_anything_is_stored(b: Backend) {
 
 both!(signatures_are_checked_before_anything_is_stored);
 
+/// No apply worker runs here: what the 200 answers for is already applied.
+/// A delivery the database alone can apply is marked applied and listed by
+/// the read route the moment it is acknowledged; one only Stripe can order
+/// (the same second as the row, different content, no version field) is
+/// stored and left pending for the worker, the cache untouched.
+async fn a_delivery_is_visible_when_acknowledged(b: Backend) {
+    let app = TestApp::start(b).await;
+    let db = &app.ctx.db;
+    let bucket = app.bucket("alice").await;
+    db.link_customer(&bucket, "cus_inline").await.unwrap();
+    let t = now() - 50;
+    let cards_named = || async {
+        let (status, body) =
+            call(app.get(&format!("/api/bucket/{bucket}/payment/cards"), "alice")).await;
+        assert_eq!(status, 200, "{body}");
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}={}",
+                    c["id"].as_str().unwrap(),
+                    c["name"].as_str().unwrap()
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+
+    let created = event(
+        "evt_in_1",
+        "customer.source.created",
+        t,
+        card("card_in", "cus_inline", "first"),
+    );
+    assert_eq!(
+        app.deliver(&created).await,
+        (200, json!({"received": true, "duplicate": false}))
+    );
+    assert_eq!(
+        db.event("evt_in_1").await.unwrap().unwrap().state,
+        "applied"
+    );
+    assert_eq!(cards_named().await, ["card_in=first"]);
+
+    let tie = event(
+        "evt_in_2",
+        "customer.source.updated",
+        t,
+        card("card_in", "cus_inline", "second"),
+    );
+    assert_eq!(app.deliver(&tie).await.0, 200);
+    assert_eq!(
+        db.event("evt_in_2").await.unwrap().unwrap().state,
+        "pending"
+    );
+    assert_eq!(cards_named().await, ["card_in=first"]);
+
+    // A redelivery of the first event is acknowledged and changes nothing.
+    assert_eq!(
+        app.deliver(&created).await,
+        (200, json!({"received": true, "duplicate": true}))
+    );
+    assert_eq!(inbox_count(db).await, 2);
+}
+
+both!(a_delivery_is_visible_when_acknowledged);
+
 // ---------------------------------------------------------------- apply rules
 
 async fn tombstones_win_and_failures_are_parked_then_replayed(b: Backend) {
