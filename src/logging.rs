@@ -20,7 +20,7 @@ pub fn init() -> WorkerGuard {
     let ansi = std::io::stderr().is_terminal();
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(false)
-        .buffered_lines_limit(8192)
+        .buffered_lines_limit(2048)
         .finish(BufWriter::new(std::io::stderr()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
