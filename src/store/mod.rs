@@ -38,6 +38,9 @@ pub struct Db {
     sqlite_path: Option<PathBuf>,
 }
 
+/// SQLite connections of the pool (one writer at a time; readers in parallel).
+const SQLITE_POOL: u32 = 8;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Check a database URL without connecting (start-up validation).
@@ -82,9 +85,9 @@ impl Db {
         let (url, max) = match backend {
             Backend::Sqlite if !url.contains("mode=") => {
                 let sep = if url.contains('?') { '&' } else { '?' };
-                (format!("{url}{sep}mode=rwc"), 8)
+                (format!("{url}{sep}mode=rwc"), SQLITE_POOL)
             }
-            Backend::Sqlite => (url.to_string(), 8),
+            Backend::Sqlite => (url.to_string(), SQLITE_POOL),
             Backend::Postgres => (url.to_string(), 16),
         };
         let pool = AnyPoolOptions::new()
