@@ -486,6 +486,93 @@ async fn a_delivery_is_visible_when_acknowledged(b: Backend) {
 
 both!(a_delivery_is_visible_when_acknowledged);
 
+/// Events stored without being applied (catch-up, or a delivery whose applying
+/// transaction failed) are applied by the worker a claimed batch at a time:
+/// the newest version of a card wins whatever the order in the batch, an
+/// event of a customer of no bucket is applied as ignored, and a body that is
+/// not an event fails on its own without holding the others back.
+async fn the_worker_applies_a_stored_batch(b: Backend) {
+    use paysync::store::inbox::NewEvent;
+    use paysync::sync::worker::Drained;
+
+    let app = TestApp::start(b).await;
+    let db = &app.ctx.db;
+    let bucket = app.bucket("alice").await;
+    db.link_customer(&bucket, "cus_batch").await.unwrap();
+    let t = now() - 50;
+    let bodies = [
+        (
+            "evt_b2",
+            event(
+                "evt_b2",
+                "customer.source.updated",
+                t + 1,
+                card("card_b", "cus_batch", "newer"),
+            ),
+        ),
+        (
+            "evt_b1",
+            event(
+                "evt_b1",
+                "customer.source.created",
+                t,
+                card("card_b", "cus_batch", "older"),
+            ),
+        ),
+        (
+            "evt_b3",
+            event(
+                "evt_b3",
+                "customer.source.created",
+                t,
+                card("card_x", "cus_elsewhere", "x"),
+            ),
+        ),
+        (
+            "evt_b4",
+            r#"{"id": "evt_b4", "type": "customer.updated"}"#.to_string(),
+        ),
+    ];
+    for (id, body) in &bodies {
+        let stored = db
+            .insert_event(&NewEvent {
+                id,
+                r#type: "customer.source.created",
+                created: t,
+                body,
+                source: "catchup",
+            })
+            .await
+            .unwrap();
+        assert!(stored);
+    }
+    let drained = app.ctx.applier().drain().await.unwrap();
+    assert_eq!(
+        drained,
+        Drained {
+            applied: 3,
+            failed: 1,
+            dead: 0
+        }
+    );
+    let (status, cards) =
+        call(app.get(&format!("/api/bucket/{bucket}/payment/cards"), "alice")).await;
+    assert_eq!(status, 200, "{cards}");
+    assert_eq!(cards["data"].as_array().unwrap().len(), 1);
+    assert_eq!(cards["data"][0]["name"], "newer");
+    for (id, state) in [
+        ("evt_b1", "applied"),
+        ("evt_b2", "applied"),
+        ("evt_b3", "applied"),
+        ("evt_b4", "failed"),
+    ] {
+        assert_eq!(db.event(id).await.unwrap().unwrap().state, state, "{id}");
+    }
+    assert!(db.object(Kind::Source, "card_x").await.unwrap().is_none());
+}
+
+both!(the_worker_applies_a_stored_batch);
+
 // ---------------------------------------------------------------- apply rules
 
 async fn tombstones_win_and_failures_are_parked_then_replayed(b: Backend) {
