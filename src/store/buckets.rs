@@ -322,10 +322,9 @@ pub async fn buckets_of_customers_in(
 ) -> sqlx::Result<std::collections::HashMap<String, String>> {
     let mut out = std::collections::HashMap::with_capacity(customer_ids.len());
     for chunk in customer_ids.chunks(1000) {
-        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
-            "SELECT id, stripe_customer_id FROM buckets WHERE stripe_customer_id IN ({})",
-            placeholders.join(", ")
+            "SELECT id, stripe_customer_id FROM buckets WHERE stripe_customer_id IN {}",
+            super::placeholders(1, chunk.len(), 1)
         );
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for id in chunk {

@@ -263,26 +263,12 @@ pub async fn insert_events_in(
     received_at: i64,
 ) -> sqlx::Result<std::collections::HashSet<String>> {
     let mut new = std::collections::HashSet::with_capacity(events.len());
-    // 6 parameters a row; SQLite allows 32,766 in a statement.
+    // 7 parameters a row; SQLite allows 32,766 in a statement.
     for chunk in events.chunks(1000) {
         let mut sql = String::from(
             "INSERT INTO stripe_events (id, type, created, body, source, received_at, state) VALUES ",
         );
-        for i in 0..chunk.len() {
-            let p = i * 6;
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, 'pending')",
-                p + 1,
-                p + 2,
-                p + 3,
-                p + 4,
-                p + 5,
-                p + 6
-            ));
-        }
+        sql.push_str(&super::placeholders(chunk.len(), 7, 1));
         sql.push_str(" ON CONFLICT (id) DO NOTHING RETURNING id");
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for e in chunk {
@@ -292,7 +278,8 @@ pub async fn insert_events_in(
                 .bind(e.created)
                 .bind(e.body)
                 .bind(e.source)
-                .bind(received_at);
+                .bind(received_at)
+                .bind("pending");
         }
         for row in q.fetch_all(&mut *conn).await? {
             new.insert(row.try_get::<String, _>("id")?);
@@ -305,10 +292,9 @@ pub async fn insert_events_in(
 /// that stored them), in one statement.
 pub async fn mark_many_applied_in(conn: &mut AnyConnection, ids: &[&str]) -> sqlx::Result<()> {
     for chunk in ids.chunks(1000) {
-        let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
         let sql = format!(
-            "UPDATE stripe_events SET state = 'applied', applied_at = $1 WHERE id IN ({})",
-            placeholders.join(", ")
+            "UPDATE stripe_events SET state = 'applied', applied_at = $1 WHERE id IN {}",
+            super::placeholders(1, chunk.len(), 2)
         );
         let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now());
         for id in chunk {

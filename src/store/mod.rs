@@ -172,7 +172,38 @@ impl Db {
     }
 }
 
+/// Placeholders of a statement over many rows: `rows` groups of `cols`
+/// parameters, `($first, …), (…)`, numbered on from `first`. `(1, n, k)` is
+/// the list of an `IN (…)` (parenthesised).
+pub(crate) fn placeholders(rows: usize, cols: usize, first: usize) -> String {
+    let mut sql = String::with_capacity(rows * (cols * 6 + 4));
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(first + r * cols + c).to_string());
+        }
+        sql.push(')');
+    }
+    sql
+}
+
 /// Unix seconds now.
 pub fn now() -> i64 {
     crate::auth::now_secs() as i64
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn placeholders_number_rows_on() {
+        assert_eq!(super::placeholders(2, 3, 1), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(super::placeholders(1, 2, 2), "($2, $3)");
+    }
 }

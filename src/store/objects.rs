@@ -446,19 +446,7 @@ pub async fn write_objects_forced_in(
         for chunk in of_kind.chunks(250) {
             let table = kind.table();
             let mut sql = format!("INSERT INTO {table} ({COLUMNS}, synced_at) VALUES ");
-            for i in 0..chunk.len() {
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push('(');
-                for c in 1..=11 {
-                    if c > 1 {
-                        sql.push_str(", ");
-                    }
-                    sql.push_str(&format!("${}", i * 11 + c));
-                }
-                sql.push(')');
-            }
+            sql.push_str(&super::placeholders(chunk.len(), 11, 1));
             sql.push_str(&format!(
                 " ON CONFLICT (id) DO UPDATE SET \
                    bucket_id = COALESCE(excluded.bucket_id, {table}.bucket_id), customer_id = excluded.customer_id, \
