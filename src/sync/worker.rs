@@ -94,27 +94,33 @@ impl Applier {
         let mut values = Vec::with_capacity(batch.len());
         for ev in batch {
             match serde_json::from_str::<serde_json::Value>(&ev.body) {
-                Ok(v) if Event::parse(&v).is_some() => values.push((ev, v)),
-                _ => left.push(ev),
+                Ok(v) => values.push((ev, v)),
+                Err(_) => left.push(ev),
             }
         }
-        let parsed: Vec<(&InboxEvent, Event)> = values
-            .iter()
-            .filter_map(|(ev, v)| Some((*ev, Event::parse(v)?)))
-            .collect();
+        // The inbox rows and their events, side by side (`read_ahead` takes the events).
+        let (mut owners, mut events) = (Vec::new(), Vec::new());
+        for (ev, v) in &values {
+            match Event::parse(v) {
+                Some(e) => {
+                    owners.push(*ev);
+                    events.push(e);
+                }
+                None => left.push(*ev),
+            }
+        }
         let mut tx = self.db.begin_write().await?;
-        let events: Vec<Event> = parsed.iter().map(|(_, e)| e.clone()).collect();
         let known = events::read_ahead(&mut tx, &events).await?;
         let mut applied = Vec::with_capacity(batch.len());
-        for (ev, event) in &parsed {
+        for (&ev, event) in owners.iter().zip(&events) {
             let started = Instant::now();
             match events::apply_local(&mut tx, &self.sync, event, &known).await? {
-                Local::NeedsStripe => left.push(*ev),
+                Local::NeedsStripe => left.push(ev),
                 Local::Done(result) => {
                     metrics::histogram!("paysync_event_apply_seconds")
                         .record(started.elapsed().as_secs_f64());
                     if mark_applied_in(&mut tx, &ev.id, token).await? {
-                        applied.push((*ev, result));
+                        applied.push((ev, result));
                     } else {
                         tracing::warn!(event = %ev.id, "claim on the event ran out while applying it; another worker has it");
                     }
