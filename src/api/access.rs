@@ -10,7 +10,7 @@ use crate::app::ApiContext;
 use crate::auth::{Claims, admin_token_matches};
 use crate::error::{ApiError, ApiResult};
 use crate::store::buckets::{Bucket, Role, valid_id};
-use crate::store::reads::BucketSources;
+use crate::store::reads::BucketCards;
 
 /// A user's access token (JWT, `sub` = user id).
 #[derive(SecurityScheme)]
@@ -73,31 +73,16 @@ impl UserAuth {
         }
     }
 
-    /// Read access together with the bucket's live sources and cached
-    /// customer, in one database query (the cards list, paysync's hottest read).
-    pub async fn read_sources(
-        &self,
-        ctx: &ApiContext,
-        bucket_id: &str,
-    ) -> ApiResult<(Access, BucketSources)> {
+    /// Read access together with the bucket's live cards and its customer's
+    /// default card ids, in one database query (the cards list, paysync's hottest read).
+    pub async fn read_cards(&self, ctx: &ApiContext, bucket_id: &str) -> ApiResult<BucketCards> {
         if !valid_id(bucket_id) {
             return Err(ApiError::bucket_not_found());
         }
-        match ctx
-            .db
-            .bucket_sources_for_member(bucket_id, self.user_id())
+        ctx.db
+            .bucket_cards_for_member(bucket_id, self.user_id())
             .await?
-        {
-            Some(found) => Ok((
-                Access {
-                    bucket: found.bucket.clone(),
-                    role: found.role,
-                    user_id: self.user_id().to_string(),
-                },
-                found,
-            )),
-            None => Err(ApiError::bucket_not_found()),
-        }
+            .ok_or_else(ApiError::bucket_not_found)
     }
 
     /// Write access: owner or admin.

@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::api::Tag;
 use crate::api::access::UserAuth;
+use crate::api::json_text::JsonText;
 use crate::api::write::{
     check_idempotency_key, ensure_customer, idempotency_key, store_answer, store_deleted,
 };
@@ -23,6 +24,8 @@ use crate::billing::LIVE;
 use crate::error::{ApiError, ApiResult};
 use crate::store::buckets::Bucket;
 use crate::store::objects::{Kind, Page, Stored};
+use crate::store::views;
+pub use crate::store::views::card_view;
 use crate::stripe::cards::{self as stripe_cards, CardAddress};
 use crate::stripe::customers::{self, DefaultCard};
 use crate::stripe::json;
@@ -101,11 +104,7 @@ pub(crate) fn owned_by(mut obj: Value, customer: &str) -> Value {
 }
 
 fn is_card(row: &Stored) -> bool {
-    match row.status.as_deref() {
-        Some("card") => true,
-        Some("payment_method") => json::str(&row.data, "type") == Some("card"),
-        _ => false,
-    }
+    views::is_card(row.status.as_deref(), &row.data)
 }
 
 /// The bucket's live cards in the cache, newest first.
@@ -154,18 +153,8 @@ pub async fn customer_of(ctx: &ApiContext, bucket: &Bucket) -> ApiResult<Option<
 /// The default card's id: the customer's `invoice_settings.default_payment_method`
 /// (what Stripe charges first), else its `default_source`, if that is one of `cards`.
 fn default_card_id(customer: Option<&Stored>, cards: &[Stored]) -> Option<String> {
-    let c = &customer?.data;
-    let pm = c
-        .pointer("/invoice_settings/default_payment_method")
-        .and_then(|v| match v {
-            Value::String(s) => Some(s.as_str()),
-            Value::Object(o) => o.get("id").and_then(Value::as_str),
-            _ => None,
-        });
-    [pm, json::id(c, "default_source")]
-        .into_iter()
-        .flatten()
-        .find(|id| cards.iter().any(|card| card.id == *id))
+    let (pm, source) = views::default_ids(&customer?.data);
+    views::pick_default([pm, source], |id| cards.iter().any(|card| card.id == id))
         .map(str::to_string)
 }
 
@@ -193,69 +182,6 @@ pub async fn has_default_payment_method(ctx: &ApiContext, bucket_id: &str) -> Ap
         )
         .await?;
     Ok(!banks.is_empty())
-}
-
-/// A card as the API shows it: a Stripe card object. `exp_month`/`exp_year`
-/// are numbers even when Stripe (or a stand-in) sent strings; a card
-/// PaymentMethod is reshaped into the card object's fields.
-pub fn card_view(obj: &Value) -> Value {
-    card_view_owned(obj.clone())
-}
-
-/// [`card_view`] of an object the caller no longer needs (no copy of a card).
-pub fn card_view_owned(obj: Value) -> Value {
-    let mut card = if json::str(&obj, "object") == Some("payment_method") {
-        pm_as_card(&obj)
-    } else {
-        obj
-    };
-    for key in ["exp_month", "exp_year"] {
-        if let Some(n) = json::int(&card, key) {
-            card[key] = Value::from(n);
-        }
-    }
-    card
-}
-
-fn pm_as_card(pm: &Value) -> Value {
-    let c = pm.get("card").cloned().unwrap_or(Value::Null);
-    let addr = pm
-        .pointer("/billing_details/address")
-        .cloned()
-        .unwrap_or(Value::Null);
-    let brand = match json::str(&c, "brand").unwrap_or("unknown") {
-        "visa" => "Visa",
-        "mastercard" => "MasterCard",
-        "amex" => "American Express",
-        "discover" => "Discover",
-        "jcb" => "JCB",
-        "diners" => "Diners Club",
-        "unionpay" => "UnionPay",
-        _ => "Unknown",
-    };
-    serde_json::json!({
-        "id": pm.get("id"),
-        "object": "card",
-        "payment_method": true,
-        "brand": brand,
-        "last4": c.get("last4"),
-        "exp_month": c.get("exp_month"),
-        "exp_year": c.get("exp_year"),
-        "country": c.get("country"),
-        "funding": c.get("funding"),
-        "fingerprint": c.get("fingerprint"),
-        "name": pm.pointer("/billing_details/name"),
-        "address_line1": addr.get("line1"),
-        "address_line2": addr.get("line2"),
-        "address_city": addr.get("city"),
-        "address_state": addr.get("state"),
-        "address_zip": addr.get("postal_code"),
-        "address_country": addr.get("country"),
-        "customer": pm.get("customer"),
-        "created": pm.get("created"),
-        "metadata": pm.get("metadata").cloned().unwrap_or_else(|| serde_json::json!({})),
-        "livemode": pm.get("livemode"),
-    })
 }
 
 /// Make `card` the customer's default and store the customer Stripe answers.
@@ -445,21 +371,32 @@ impl CardsApi {
         ctx: Data<&ApiContext>,
         auth: UserAuth,
         id: Path<String>,
-    ) -> ApiResult<Json<CardList>> {
-        // Membership, cards and customer in one query.
-        let (_, found) = auth.read_sources(&ctx, &id).await?;
-        let mut cards: Vec<Stored> = found.sources.into_iter().filter(is_card).collect();
+    ) -> ApiResult<JsonText<CardList>> {
+        // Membership, cards and the default card's ids in one query; the cards
+        // come as the JSON text they are answered with.
+        let found = auth.read_cards(&ctx, &id).await?;
+        let mut cards = found.cards;
         if cards.is_empty() {
             return Err(ApiError::not_found("no_cards", "this bucket has no card"));
         }
-        let customer = found.customer;
-        if let Some(default) = default_card_id(customer.as_ref(), &cards) {
+        let (pm, source) = &found.defaults;
+        let default = views::pick_default([pm.as_deref(), source.as_deref()], |id| {
+            cards.iter().any(|card| card.id == id)
+        });
+        if let Some(default) = default {
             // Stable: the others keep their newest-first order.
             cards.sort_by_key(|c| c.id != default);
         }
-        Ok(Json(CardList {
-            data: cards.into_iter().map(|c| card_view_owned(c.data)).collect(),
-        }))
+        let mut body = String::with_capacity(12 + cards.iter().map(|c| c.json.len() + 1).sum::<usize>());
+        body.push_str("{\"data\":[");
+        for (i, card) in cards.iter().enumerate() {
+            if i > 0 {
+                body.push(',');
+            }
+            body.push_str(&card.json);
+        }
+        body.push_str("]}");
+        Ok(JsonText::new(body))
     }
 
     /// One card of the bucket.

@@ -10,6 +10,7 @@ pub mod cards;
 pub mod health;
 pub mod iban;
 pub mod invoices;
+pub mod json_text;
 pub mod metadata;
 pub mod middleware;
 pub mod observe;

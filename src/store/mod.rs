@@ -10,9 +10,11 @@ pub mod buckets;
 pub mod cursors;
 pub mod inbox;
 pub mod objects;
+pub mod pg_read;
 pub mod reads;
 pub mod sqlite_read;
 pub mod trials;
+pub mod views;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -36,6 +38,8 @@ pub struct Db {
     pub backend: Backend,
     /// The SQLite file, to tell a deleted database from a live one.
     sqlite_path: Option<PathBuf>,
+    /// Postgres: the connections of the hottest read (see `pg_read`).
+    pg_reads: Option<std::sync::Arc<pg_read::PgReads>>,
 }
 
 /// SQLite connections of the pool (one writer at a time; readers in parallel).
@@ -126,6 +130,8 @@ impl Db {
             pool,
             backend,
             sqlite_path: sqlite_file(&url),
+            pg_reads: (backend == Backend::Postgres)
+                .then(|| std::sync::Arc::new(pg_read::PgReads::new(&url))),
         })
     }
 

@@ -76,6 +76,13 @@ pub struct Mirror {
     pub deleted: bool,
 }
 
+impl Mirror {
+    /// The row's `view` column (see [`super::views`]).
+    pub fn view(&self) -> Option<String> {
+        super::views::view_of(self.kind, self.status.as_deref(), &self.data)
+    }
+}
+
 /// Which state of Stripe a write reflects: the `created` second of the event
 /// (or of our own call), and the event id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -268,6 +275,17 @@ impl Db {
 // The statements are built once per table and reused, so a batch of writes
 // costs no formatting per row.
 
+/// The `DO UPDATE SET` of an upsert into `table`: a write never unlinks a
+/// row from its bucket.
+fn update_set(table: &str) -> String {
+    format!(
+        "bucket_id = COALESCE(excluded.bucket_id, {table}.bucket_id), customer_id = excluded.customer_id, \
+         status = excluded.status, parent_id = excluded.parent_id, created = excluded.created, \
+         data = excluded.data, deleted = excluded.deleted, wm_created = excluded.wm_created, \
+         wm_event = excluded.wm_event, synced_at = excluded.synced_at, view = excluded.view"
+    )
+}
+
 fn upsert_sql(kind: Kind, force: bool) -> &'static str {
     use std::sync::OnceLock;
     static SQL: OnceLock<Vec<String>> = OnceLock::new();
@@ -277,13 +295,10 @@ fn upsert_sql(kind: Kind, force: bool) -> &'static str {
             let table = kind.table();
             for cmp in [">", ">="] {
                 out.push(format!(
-                    "INSERT INTO {table} ({COLUMNS}, synced_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-                     ON CONFLICT (id) DO UPDATE SET \
-                       bucket_id = COALESCE(excluded.bucket_id, {table}.bucket_id), customer_id = excluded.customer_id, \
-                       status = excluded.status, parent_id = excluded.parent_id, created = excluded.created, \
-                       data = excluded.data, deleted = excluded.deleted, wm_created = excluded.wm_created, \
-                       wm_event = excluded.wm_event, synced_at = excluded.synced_at \
-                     WHERE {table}.deleted = 0 AND excluded.wm_created {cmp} {table}.wm_created"
+                    "INSERT INTO {table} ({COLUMNS}, synced_at, view) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                     ON CONFLICT (id) DO UPDATE SET {UPDATE_SET} \
+                     WHERE {table}.deleted = 0 AND excluded.wm_created {cmp} {table}.wm_created",
+                    UPDATE_SET = update_set(table)
                 ));
             }
         }
@@ -325,6 +340,7 @@ pub async fn write_object_in(
         .bind(wm.created)
         .bind(&wm.event)
         .bind(now())
+        .bind(m.view())
         .execute(&mut *conn)
         .await?;
     if done.rows_affected() > 0 {
@@ -442,19 +458,16 @@ pub async fn write_objects_forced_in(
     for kind in Kind::ALL {
         let of_kind: Vec<&(Mirror, Watermark)> =
             rows.iter().filter(|(m, _)| m.kind == kind).collect();
-        // 11 parameters a row.
+        // 12 parameters a row.
         for chunk in of_kind.chunks(250) {
             let table = kind.table();
-            let mut sql = format!("INSERT INTO {table} ({COLUMNS}, synced_at) VALUES ");
-            sql.push_str(&super::placeholders(chunk.len(), 11, 1));
+            let mut sql = format!("INSERT INTO {table} ({COLUMNS}, synced_at, view) VALUES ");
+            sql.push_str(&super::placeholders(chunk.len(), 12, 1));
             sql.push_str(&format!(
-                " ON CONFLICT (id) DO UPDATE SET \
-                   bucket_id = COALESCE(excluded.bucket_id, {table}.bucket_id), customer_id = excluded.customer_id, \
-                   status = excluded.status, parent_id = excluded.parent_id, created = excluded.created, \
-                   data = excluded.data, deleted = excluded.deleted, wm_created = excluded.wm_created, \
-                   wm_event = excluded.wm_event, synced_at = excluded.synced_at \
+                " ON CONFLICT (id) DO UPDATE SET {} \
                  WHERE {table}.deleted = 0 AND excluded.wm_created >= {table}.wm_created \
-                 RETURNING id"
+                 RETURNING id",
+                update_set(table)
             ));
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for (m, wm) in chunk {
@@ -469,7 +482,8 @@ pub async fn write_objects_forced_in(
                     .bind(m.deleted as i64)
                     .bind(wm.created)
                     .bind(&wm.event)
-                    .bind(synced);
+                    .bind(synced)
+                    .bind(m.view());
             }
             for row in q.fetch_all(&mut *conn).await? {
                 written.push((kind, row.try_get("id")?));

@@ -8,7 +8,7 @@
 //! thread, synchronously. In WAL mode a reader never waits for the writer, so
 //! the statement blocks the thread for microseconds, like any CPU work.
 //!
-//! Same SQL and same rows as [`Db::bucket_sources_for_member`] on sqlx (it is
+//! Same SQL and same rows as [`Db::bucket_cards_for_member`] on sqlx (it is
 //! the one used on Postgres and for in-memory SQLite).
 
 use std::cell::RefCell;
@@ -18,8 +18,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, Row};
 
 use super::buckets::{Bucket, Role};
-use super::objects::Stored;
-use super::reads::{BucketSources, SQL};
+use super::reads::{BucketCards, SQL, SourceColumns, defaults, push_card};
 
 thread_local! {
     /// This thread's read connections, one per database file (tests open several).
@@ -53,12 +52,12 @@ fn with_connection<R>(
     })
 }
 
-/// [`Db::bucket_sources_for_member`](super::Db::bucket_sources_for_member) on this thread's connection.
-pub fn bucket_sources_for_member(
+/// [`Db::bucket_cards_for_member`](super::Db::bucket_cards_for_member) on this thread's connection.
+pub fn bucket_cards_for_member(
     path: &Path,
     bucket_id: &str,
     user_id: &str,
-) -> sqlx::Result<Option<BucketSources>> {
+) -> sqlx::Result<Option<BucketCards>> {
     with_connection(path, |conn| {
         let mut stmt = conn.prepare_cached(SQL)?;
         let mut rows = stmt.query((bucket_id, user_id))?;
@@ -73,49 +72,37 @@ pub fn bucket_sources_for_member(
             stripe_customer_id: first.get(2)?,
             created_at: first.get(3)?,
         };
-        let customer = stored(first, CUSTOMER)?;
-        let mut sources: Vec<Stored> = stored(first, SOURCE)?.into_iter().collect();
+        let defaults = defaults(first.get(CUSTOMER)?, first.get(CUSTOMER + 1)?).map_err(decode)?;
+        let mut cards = Vec::with_capacity(4);
+        push_card(&mut cards, source(first)?).map_err(decode)?;
         while let Some(row) = rows.next()? {
-            sources.extend(stored(row, SOURCE)?);
+            push_card(&mut cards, source(row)?).map_err(decode)?;
         }
-        Ok(Some(BucketSources {
+        Ok(Some(BucketCards {
             bucket,
             role: Role::parse(&role).unwrap_or(Role::Member),
-            sources,
-            customer,
+            cards,
+            defaults,
         }))
     })
     .map_err(|e| sqlx::Error::Protocol(format!("SQLite read: {e}")))
 }
 
-/// Position of the first source column (`s_id`) and of the first customer column (`c_id`).
+/// Position of the first source column (`s_id`) and of the first customer column (`c_view`).
 const SOURCE: usize = 5;
-const CUSTOMER: usize = 15;
+const CUSTOMER: usize = 9;
 
-/// A `Stored` from the ten columns starting at `at` (None when the LEFT JOIN found nothing).
-fn stored(row: &Row<'_>, at: usize) -> rusqlite::Result<Option<Stored>> {
-    let Some(id) = row.get::<_, Option<String>>(at)? else {
-        return Ok(None);
-    };
-    let data: String = row.get(at + 6)?;
-    Ok(Some(Stored {
-        id,
-        bucket_id: row.get(at + 1)?,
-        customer_id: row.get(at + 2)?,
-        status: row.get(at + 3)?,
-        parent_id: row.get(at + 4)?,
-        created: row.get(at + 5)?,
-        data: serde_json::from_str(&data).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(
-                at + 6,
-                rusqlite::types::Type::Text,
-                Box::new(e),
-            )
-        })?,
-        deleted: row.get::<_, i64>(at + 7)? != 0,
-        wm_created: row.get(at + 8)?,
-        wm_event: row.get(at + 9)?,
-    }))
+fn source(row: &Row<'_>) -> rusqlite::Result<SourceColumns> {
+    Ok((
+        row.get(SOURCE)?,
+        row.get(SOURCE + 1)?,
+        row.get(SOURCE + 2)?,
+        row.get(SOURCE + 3)?,
+    ))
+}
+
+fn decode(e: serde_json::Error) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(SOURCE, rusqlite::types::Type::Text, Box::new(e))
 }
 
 #[cfg(test)]
@@ -129,10 +116,9 @@ mod tests {
         conn.execute_batch(
             "CREATE TABLE members (bucket_id TEXT, user_id TEXT, role TEXT);
              CREATE TABLE buckets (id TEXT, name TEXT, stripe_customer_id TEXT, created_at INTEGER);
-             CREATE TABLE stripe_sources (id TEXT, bucket_id TEXT, customer_id TEXT, status TEXT, parent_id TEXT,
-               created INTEGER, data TEXT, deleted INTEGER, wm_created INTEGER, wm_event TEXT);
-             CREATE TABLE stripe_customers (id TEXT, bucket_id TEXT, customer_id TEXT, status TEXT, parent_id TEXT,
-               created INTEGER, data TEXT, deleted INTEGER, wm_created INTEGER, wm_event TEXT);",
+             CREATE TABLE stripe_sources (id TEXT, bucket_id TEXT, status TEXT, created INTEGER,
+               data TEXT, deleted INTEGER, view TEXT);
+             CREATE TABLE stripe_customers (id TEXT, data TEXT, deleted INTEGER, view TEXT);",
         )
         .unwrap();
         let stmt = conn.prepare(SQL).unwrap();
@@ -141,10 +127,10 @@ mod tests {
             &names[..5],
             ["b_id", "b_name", "b_customer", "b_created_at", "m_role"]
         );
-        assert_eq!((names[SOURCE], names[SOURCE + 6]), ("s_id", "s_data"));
         assert_eq!(
-            (names[CUSTOMER], names[CUSTOMER + 9]),
-            ("c_id", "c_wm_event")
+            &names[SOURCE..SOURCE + 4],
+            ["s_id", "s_status", "s_view", "s_data"]
         );
+        assert_eq!(&names[CUSTOMER..], ["c_view", "c_data"]);
     }
 }

@@ -130,6 +130,28 @@ async fn attach_and_list(b: Backend) {
         (status, default["data"]["id"].as_str()),
         (200, Some(first.as_str()))
     );
+
+    // The list is served from each row's stored view; rows written before the
+    // views existed (or by an older replica) have none and are shown the same.
+    let views: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT id, view FROM stripe_sources ORDER BY id")
+            .fetch_all(&app.ctx.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(views.len(), 3);
+    assert!(
+        views.iter().all(|(_, v)| v.is_some()),
+        "every written source has its view: {views:?}"
+    );
+    for table in ["stripe_sources", "stripe_customers"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE {table} SET view = NULL")))
+            .execute(&app.ctx.db.pool)
+            .await
+            .unwrap();
+    }
+    let (status, again) = call(app.get(&cards(&bucket), "alice")).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again, list, "the same answer without stored views");
 }
 
 async fn bad_input_and_declines(b: Backend) {
