@@ -387,7 +387,8 @@ impl CardsApi {
             // Stable: the others keep their newest-first order.
             cards.sort_by_key(|c| c.id != default);
         }
-        let mut body = String::with_capacity(12 + cards.iter().map(|c| c.json.len() + 1).sum::<usize>());
+        let mut body =
+            String::with_capacity(12 + cards.iter().map(|c| c.json.len() + 1).sum::<usize>());
         body.push_str("{\"data\":[");
         for (i, card) in cards.iter().enumerate() {
             if i > 0 {

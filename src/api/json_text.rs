@@ -7,8 +7,8 @@
 
 use std::marker::PhantomData;
 
-use poem::web::IntoResponse;
 use poem::Response;
+use poem::web::IntoResponse;
 use poem_openapi::ApiResponse;
 use poem_openapi::payload::Payload;
 use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, MetaSchemaRef, Registry};

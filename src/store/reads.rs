@@ -46,7 +46,12 @@ pub(super) const SQL: &str = "SELECT b.id AS b_id, b.name AS b_name, b.stripe_cu
      LIMIT 1000";
 
 /// The source columns of one row: id, status, view, data.
-pub(super) type SourceColumns = (Option<String>, Option<String>, Option<String>, Option<String>);
+pub(super) type SourceColumns = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
 
 /// Add a row's card to `cards` (a source that is not a card adds nothing).
 pub(super) fn push_card(

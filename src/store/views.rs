@@ -77,10 +77,10 @@ pub fn default_ids(customer: &Value) -> (Option<&str>, Option<&str>) {
 
 /// The default card among a bucket's cards: the first of `candidates` (from
 /// [`default_ids`]) that `is_one_of_the_cards`.
-pub fn pick_default<'a>(
-    candidates: [Option<&'a str>; 2],
+pub fn pick_default(
+    candidates: [Option<&str>; 2],
     is_one_of_the_cards: impl Fn(&str) -> bool,
-) -> Option<&'a str> {
+) -> Option<&str> {
     candidates
         .into_iter()
         .flatten()

@@ -144,10 +144,12 @@ async fn attach_and_list(b: Backend) {
         "every written source has its view: {views:?}"
     );
     for table in ["stripe_sources", "stripe_customers"] {
-        sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE {table} SET view = NULL")))
-            .execute(&app.ctx.db.pool)
-            .await
-            .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {table} SET view = NULL"
+        )))
+        .execute(&app.ctx.db.pool)
+        .await
+        .unwrap();
     }
     let (status, again) = call(app.get(&cards(&bucket), "alice")).await;
     assert_eq!(status, 200, "{again}");
