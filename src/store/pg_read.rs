@@ -15,11 +15,10 @@ use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sqlx::postgres::PgConnection;
-use sqlx::{Connection, Executor, Row};
+use sqlx::{Connection, Executor};
 use tokio::sync::Mutex;
 
-use super::buckets::{Bucket, Role};
-use super::reads::{BucketCards, SQL, defaults, push_card};
+use super::reads::{BucketCards, SQL, from_rows};
 
 /// How many connections the hot read keeps (reads wait for one when all are busy).
 const CONNECTIONS: usize = 4;
@@ -83,33 +82,6 @@ impl PgReads {
             }
         };
         drop(slot);
-        let Some(first) = rows.first() else {
-            return Ok(None);
-        };
-        let decode = |e: serde_json::Error| sqlx::Error::Decode(Box::new(e));
-        let role: String = first.try_get(4)?;
-        let bucket = Bucket {
-            id: first.try_get(0)?,
-            name: first.try_get(1)?,
-            stripe_customer_id: first.try_get(2)?,
-            created_at: first.try_get(3)?,
-        };
-        let defaults = defaults(first.try_get(9)?, first.try_get(10)?).map_err(decode)?;
-        let mut cards = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let columns = (
-                row.try_get(5)?,
-                row.try_get(6)?,
-                row.try_get(7)?,
-                row.try_get(8)?,
-            );
-            push_card(&mut cards, columns).map_err(decode)?;
-        }
-        Ok(Some(BucketCards {
-            bucket,
-            role: Role::parse(&role).unwrap_or(Role::Member),
-            cards,
-            defaults,
-        }))
+        from_rows(&rows)
     }
 }

@@ -111,34 +111,45 @@ impl Db {
             .bind(user_id)
             .fetch_all(&self.pool)
             .await?;
-        let Some(first) = rows.first() else {
-            return Ok(None);
-        };
-        let decode = |e: serde_json::Error| sqlx::Error::Decode(Box::new(e));
-        let role: String = first.try_get("m_role")?;
-        let bucket = Bucket {
-            id: first.try_get("b_id")?,
-            name: first.try_get("b_name")?,
-            stripe_customer_id: first.try_get("b_customer")?,
-            created_at: first.try_get("b_created_at")?,
-        };
-        let defaults =
-            defaults(first.try_get("c_view")?, first.try_get("c_data")?).map_err(decode)?;
-        let mut cards = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let columns = (
-                row.try_get("s_id")?,
-                row.try_get("s_status")?,
-                row.try_get("s_view")?,
-                row.try_get("s_data")?,
-            );
-            push_card(&mut cards, columns).map_err(decode)?;
-        }
-        Ok(Some(BucketCards {
-            bucket,
-            role: Role::parse(&role).unwrap_or(Role::Member),
-            cards,
-            defaults,
-        }))
+        from_rows(&rows)
     }
+}
+
+/// The answer from the rows of [`SQL`] as sqlx returns them (the `Any` driver
+/// here, the native Postgres one in `pg_read`); columns by position.
+pub(super) fn from_rows<R>(rows: &[R]) -> sqlx::Result<Option<BucketCards>>
+where
+    R: Row,
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let decode = |e: serde_json::Error| sqlx::Error::Decode(Box::new(e));
+    let role: String = first.try_get(4)?;
+    let bucket = Bucket {
+        id: first.try_get(0)?,
+        name: first.try_get(1)?,
+        stripe_customer_id: first.try_get(2)?,
+        created_at: first.try_get(3)?,
+    };
+    let defaults = defaults(first.try_get(9)?, first.try_get(10)?).map_err(decode)?;
+    let mut cards = Vec::with_capacity(rows.len());
+    for row in rows {
+        let columns = (
+            row.try_get(5)?,
+            row.try_get(6)?,
+            row.try_get(7)?,
+            row.try_get(8)?,
+        );
+        push_card(&mut cards, columns).map_err(decode)?;
+    }
+    Ok(Some(BucketCards {
+        bucket,
+        role: Role::parse(&role).unwrap_or(Role::Member),
+        cards,
+        defaults,
+    }))
 }
