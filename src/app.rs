@@ -97,6 +97,16 @@ pub async fn serve(cfg: Settings) -> anyhow::Result<()> {
     let ctx = ApiContext::new(db, cfg)?;
     crate::metrics::handle();
     let worker = ctx.start_worker();
+    let views_db = ctx.db.clone();
+    tokio::spawn(async move {
+        match crate::store::views::fill_missing(&views_db).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rows = n, "stored the API views of rows written without one"),
+            Err(e) => {
+                tracing::warn!(error = %e, "filling in missing API views failed; reads use the rows' data")
+            }
+        }
+    });
     let jobs = crate::sync::jobs::start(ctx.clone()).await?;
     tracing::info!(%bind, public_url = %ctx.cfg.public_url, backend = ?ctx.db.backend, "paysync listening");
     let result = Server::new(TcpListener::bind(bind))

@@ -18,9 +18,47 @@
 //! compute it from `data` with the same functions, so no backfill is needed.
 
 use serde_json::Value;
+use sqlx::AssertSqlSafe;
 
+use super::Db;
 use super::objects::Kind;
 use crate::stripe::json;
+
+/// Fill in the views of rows stored without one (before this column existed,
+/// or by an older replica), so their reads stop parsing `data`. Run once in
+/// the background at start; a row that changed meanwhile is left to its
+/// writer. Returns how many rows got a view.
+pub async fn fill_missing(db: &Db) -> sqlx::Result<u64> {
+    let mut filled = 0;
+    for kind in [Kind::Source, Kind::Customer] {
+        let table = kind.table();
+        let rows: Vec<(String, Option<String>, String)> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT id, status, data FROM {table} WHERE view IS NULL"
+        )))
+        .fetch_all(&db.pool)
+        .await?;
+        for chunk in rows.chunks(500) {
+            let mut tx = db.pool.begin().await?;
+            for (id, status, data) in chunk {
+                let Ok(value) = serde_json::from_str::<Value>(data) else {
+                    continue;
+                };
+                let view = view_of(kind, status.as_deref(), &value);
+                filled += sqlx::query(AssertSqlSafe(format!(
+                    "UPDATE {table} SET view = $1 WHERE id = $2 AND view IS NULL AND data = $3"
+                )))
+                .bind(view)
+                .bind(id)
+                .bind(data)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+            tx.commit().await?;
+        }
+    }
+    Ok(filled)
+}
 
 /// The `view` of a source row whose `data` is already the card as the API shows it.
 pub const SAME_AS_DATA: &str = "";

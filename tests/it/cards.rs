@@ -154,6 +154,13 @@ async fn attach_and_list(b: Backend) {
     let (status, again) = call(app.get(&cards(&bucket), "alice")).await;
     assert_eq!(status, 200, "{again}");
     assert_eq!(again, list, "the same answer without stored views");
+    // What a start does for such rows: their views are filled in, same answer.
+    let filled = paysync::store::views::fill_missing(&app.ctx.db)
+        .await
+        .unwrap();
+    assert_eq!(filled, 4, "three sources and the customer");
+    let (status, filled_in) = call(app.get(&cards(&bucket), "alice")).await;
+    assert_eq!((status, &filled_in), (200, &list));
 }
 
 async fn bad_input_and_declines(b: Backend) {
