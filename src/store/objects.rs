@@ -320,6 +320,28 @@ fn select_by_id_sql(kind: Kind) -> &'static str {
     &all[Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0)]
 }
 
+/// The 12 parameters of one row of an upsert, in the order of
+/// `({COLUMNS}, synced_at, view)`.
+fn bind_row<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    m: &'q Mirror,
+    wm: &'q Watermark,
+    synced: i64,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    q.bind(&m.id)
+        .bind(m.bucket_id.as_deref())
+        .bind(&m.customer_id)
+        .bind(m.status.as_deref())
+        .bind(m.parent_id.as_deref())
+        .bind(m.created)
+        .bind(m.data.to_string())
+        .bind(m.deleted as i64)
+        .bind(wm.created)
+        .bind(&wm.event)
+        .bind(synced)
+        .bind(m.view())
+}
+
 /// [`Db::write_object`] on a given connection or transaction.
 pub async fn write_object_in(
     conn: &mut AnyConnection,
@@ -327,20 +349,7 @@ pub async fn write_object_in(
     wm: &Watermark,
     force: bool,
 ) -> sqlx::Result<WriteOutcome> {
-    let data = m.data.to_string();
-    let done = sqlx::query(upsert_sql(m.kind, force))
-        .bind(&m.id)
-        .bind(m.bucket_id.as_deref())
-        .bind(&m.customer_id)
-        .bind(m.status.as_deref())
-        .bind(m.parent_id.as_deref())
-        .bind(m.created)
-        .bind(&data)
-        .bind(m.deleted as i64)
-        .bind(wm.created)
-        .bind(&wm.event)
-        .bind(now())
-        .bind(m.view())
+    let done = bind_row(sqlx::query(upsert_sql(m.kind, force)), m, wm, now())
         .execute(&mut *conn)
         .await?;
     if done.rows_affected() > 0 {
@@ -474,19 +483,7 @@ pub async fn write_objects_forced_in(
             ));
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for (m, wm) in chunk {
-                q = q
-                    .bind(&m.id)
-                    .bind(m.bucket_id.as_deref())
-                    .bind(&m.customer_id)
-                    .bind(m.status.as_deref())
-                    .bind(m.parent_id.as_deref())
-                    .bind(m.created)
-                    .bind(m.data.to_string())
-                    .bind(m.deleted as i64)
-                    .bind(wm.created)
-                    .bind(&wm.event)
-                    .bind(synced)
-                    .bind(m.view());
+                q = bind_row(q, m, wm, synced);
             }
             for row in q.fetch_all(&mut *conn).await? {
                 written.push((kind, row.try_get("id")?));
