@@ -25,7 +25,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::store::buckets::Bucket;
 use crate::store::objects::{Kind, Page, Stored};
 use crate::store::views;
-pub use crate::store::views::card_view;
+use crate::store::views::card_view;
 use crate::stripe::cards::{self as stripe_cards, CardAddress};
 use crate::stripe::customers::{self, DefaultCard};
 use crate::stripe::json;

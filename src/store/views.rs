@@ -134,15 +134,10 @@ pub fn parse_default_ids(view: &str) -> (Option<String>, Option<String>) {
 /// are numbers even when Stripe (or a stand-in) sent strings; a card
 /// PaymentMethod is reshaped into the card object's fields.
 pub fn card_view(obj: &Value) -> Value {
-    card_view_owned(obj.clone())
-}
-
-/// [`card_view`] of an object the caller no longer needs (no copy of a card).
-pub fn card_view_owned(obj: Value) -> Value {
-    let mut card = if json::str(&obj, "object") == Some("payment_method") {
-        pm_as_card(&obj)
+    let mut card = if json::str(obj, "object") == Some("payment_method") {
+        pm_as_card(obj)
     } else {
-        obj
+        obj.clone()
     };
     for key in ["exp_month", "exp_year"] {
         if let Some(n) = json::int(&card, key) {
