@@ -31,7 +31,7 @@ impl ApiContext {
     pub fn new(db: Db, cfg: Settings) -> anyhow::Result<Self> {
         let stripe = Stripe::new(&cfg.stripe)?;
         Ok(ApiContext {
-            db,
+            db: db.with_cards_cache(cfg.cards_cache),
             cfg: Arc::new(cfg),
             stripe,
             wake: Arc::new(Notify::new()),
@@ -104,6 +104,17 @@ pub async fn serve(cfg: Settings) -> anyhow::Result<()> {
             Ok(n) => tracing::info!(rows = n, "stored the API views of rows written without one"),
             Err(e) => {
                 tracing::warn!(error = %e, "filling in missing API views failed; reads use the rows' data")
+            }
+        }
+    });
+    let prune_db = ctx.db.clone();
+    tokio::spawn(async move {
+        // The SQLite change log of the cards cache keeps its recent rows only.
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            every.tick().await;
+            if let Err(e) = crate::store::changes::prune(&prune_db).await {
+                tracing::warn!(error = %e, "pruning the bucket change log failed");
             }
         }
     });

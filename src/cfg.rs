@@ -194,6 +194,14 @@ pub struct ServeArgs {
     /// Largest accepted request body, in bytes.
     #[arg(long = "max-body", env = "PAYSYNC_MAX_BODY", default_value_t = 256 * 1024)]
     pub max_body: usize,
+    /// Memory for the cards list answers kept ready, in MiB (0: read each from
+    /// the database). About 2 KiB a bucket with three cards.
+    #[arg(
+        long = "cards-cache-mib",
+        env = "PAYSYNC_CARDS_CACHE_MIB",
+        default_value_t = 16
+    )]
+    pub cards_cache_mib: usize,
     /// Cron schedule (with seconds) of the job that ends expired trials.
     #[arg(
         long = "trial-cron",
@@ -231,6 +239,8 @@ pub struct Settings {
     pub jwt: JwtKeys,
     pub catalog: Catalog,
     pub max_body: usize,
+    /// Bytes of cards answers kept in memory (`store::cards_cache`).
+    pub cards_cache: usize,
     pub trial_cron: String,
     pub catchup_cron: String,
     pub reconcile_cron: String,
@@ -332,6 +342,7 @@ impl ServeArgs {
             jwt,
             catalog,
             max_body: self.max_body,
+            cards_cache: self.cards_cache_mib.saturating_mul(1024 * 1024),
             trial_cron: self.trial_cron.clone(),
             catchup_cron: self.catchup_cron.clone(),
             reconcile_cron: self.reconcile_cron.clone(),

@@ -10,7 +10,7 @@ use crate::app::ApiContext;
 use crate::auth::{Claims, admin_token_matches};
 use crate::error::{ApiError, ApiResult};
 use crate::store::buckets::{Bucket, Role, valid_id};
-use crate::store::reads::BucketCards;
+use crate::store::cards_cache::Answer;
 
 /// A user's access token (JWT, `sub` = user id).
 #[derive(SecurityScheme)]
@@ -73,14 +73,14 @@ impl UserAuth {
         }
     }
 
-    /// Read access together with the bucket's live cards and its customer's
-    /// default card ids, in one database query (the cards list, paysync's hottest read).
-    pub async fn read_cards(&self, ctx: &ApiContext, bucket_id: &str) -> ApiResult<BucketCards> {
+    /// Read access together with the cards list answer (paysync's hottest
+    /// read: see `store::cards_cache`).
+    pub async fn read_cards(&self, ctx: &ApiContext, bucket_id: &str) -> ApiResult<Answer> {
         if !valid_id(bucket_id) {
             return Err(ApiError::bucket_not_found());
         }
         ctx.db
-            .bucket_cards_for_member(bucket_id, self.user_id())
+            .cards_answer(bucket_id, self.user_id())
             .await?
             .ok_or_else(ApiError::bucket_not_found)
     }

@@ -372,31 +372,10 @@ impl CardsApi {
         auth: UserAuth,
         id: Path<String>,
     ) -> ApiResult<JsonText<CardList>> {
-        // Membership, cards and the default card's ids in one query; the cards
-        // come as the JSON text they are answered with.
-        let found = auth.read_cards(&ctx, &id).await?;
-        let mut cards = found.cards;
-        if cards.is_empty() {
+        // Ready text: from memory, or the cards' stored views joined in one query.
+        let Some(body) = auth.read_cards(&ctx, &id).await? else {
             return Err(ApiError::not_found("no_cards", "this bucket has no card"));
-        }
-        let (pm, source) = &found.defaults;
-        let default = views::pick_default([pm.as_deref(), source.as_deref()], |id| {
-            cards.iter().any(|card| card.id == id)
-        });
-        if let Some(default) = default {
-            // Stable: the others keep their newest-first order.
-            cards.sort_by_key(|c| c.id != default);
-        }
-        let mut body =
-            String::with_capacity(12 + cards.iter().map(|c| c.json.len() + 1).sum::<usize>());
-        body.push_str("{\"data\":[");
-        for (i, card) in cards.iter().enumerate() {
-            if i > 0 {
-                body.push(',');
-            }
-            body.push_str(&card.json);
-        }
-        body.push_str("]}");
+        };
         Ok(JsonText::new(body))
     }
 

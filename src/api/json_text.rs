@@ -16,14 +16,14 @@ use poem_openapi::types::Type;
 
 /// JSON text that is a valid `T`; only build it from text that serializes one.
 pub struct JsonText<T> {
-    text: String,
+    text: bytes::Bytes,
     of: PhantomData<fn() -> T>,
 }
 
 impl<T> JsonText<T> {
-    pub fn new(text: String) -> Self {
+    pub fn new(text: impl Into<bytes::Bytes>) -> Self {
         JsonText {
-            text,
+            text: text.into(),
             of: PhantomData,
         }
     }

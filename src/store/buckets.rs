@@ -112,6 +112,7 @@ impl Db {
             .await?;
         }
         tx.commit().await?;
+        self.cards_written().await;
         Ok(!existed)
     }
 
@@ -134,6 +135,7 @@ impl Db {
         .bind(role.as_str())
         .execute(&self.pool)
         .await?;
+        self.cards_written().await;
         Ok(true)
     }
 
@@ -162,6 +164,7 @@ impl Db {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.cards_written().await;
         Ok(done.rows_affected() > 0)
     }
 
@@ -244,8 +247,12 @@ impl Db {
         bucket_id: &str,
         customer_id: &str,
     ) -> sqlx::Result<Option<String>> {
-        let mut conn = self.pool.acquire().await?;
-        link_customer_in(&mut conn, bucket_id, customer_id).await
+        let linked = {
+            let mut conn = self.pool.acquire().await?;
+            link_customer_in(&mut conn, bucket_id, customer_id).await?
+        };
+        self.cards_written().await;
+        Ok(linked)
     }
 
     /// The bucket a Stripe customer belongs to.

@@ -7,6 +7,8 @@
 //! the other.
 
 pub mod buckets;
+pub mod cards_cache;
+pub mod changes;
 pub mod cursors;
 pub mod inbox;
 pub mod objects;
@@ -40,6 +42,9 @@ pub struct Db {
     sqlite_path: Option<PathBuf>,
     /// Postgres: the connections of the hottest read (see `pg_read`).
     pg_reads: Option<std::sync::Arc<pg_read::PgReads>>,
+    /// The in-memory cards answers, once a server turned them on (`with_cards_cache`).
+    pub(crate) cards: Option<std::sync::Arc<changes::CachedCards>>,
+    url: std::sync::Arc<str>,
 }
 
 /// SQLite connections of the pool (one writer at a time; readers in parallel).
@@ -132,6 +137,8 @@ impl Db {
             sqlite_path: sqlite_file(&url),
             pg_reads: (backend == Backend::Postgres)
                 .then(|| std::sync::Arc::new(pg_read::PgReads::new(&url))),
+            cards: None,
+            url: url.into(),
         })
     }
 
@@ -147,7 +154,35 @@ impl Db {
             .run(&self.pool)
             .await
             .context("running database migrations")?;
+        changes::install(self)
+            .await
+            .context("installing the bucket change triggers")?;
         Ok(())
+    }
+
+    /// Keep cards answers in memory, up to `budget` bytes (0: not at all).
+    /// Only where every change is heard: a SQLite file, or Postgres (whose
+    /// listener this starts; call inside the runtime). An in-memory SQLite
+    /// database is read as before.
+    pub fn with_cards_cache(mut self, budget: usize) -> Db {
+        let heard = self.sqlite_path.is_some() || self.backend == Backend::Postgres;
+        if budget > 0 && heard {
+            self.cards = Some(changes::CachedCards::start(&self, &self.url, budget));
+        }
+        self
+    }
+
+    /// Bytes of cards answers held in memory now (0 without the cache).
+    pub fn cards_cached_bytes(&self) -> usize {
+        self.cards.as_ref().map_or(0, |c| c.cache.bytes())
+    }
+
+    /// Call after a write of this process committed: on Postgres, returns once
+    /// the cards cache has dropped what the write changed (see `changes`).
+    pub async fn cards_written(&self) {
+        if let Some(cards) = &self.cards {
+            cards.feed.written(self, &cards.cache).await;
+        }
     }
 
     /// A transaction that will write. On SQLite it takes the write lock up

@@ -165,8 +165,12 @@ impl Db {
         wm: &Watermark,
         force: bool,
     ) -> sqlx::Result<WriteOutcome> {
-        let mut conn = self.pool.acquire().await?;
-        write_object_in(&mut conn, m, wm, force).await
+        let outcome = {
+            let mut conn = self.pool.acquire().await?;
+            write_object_in(&mut conn, m, wm, force).await?
+        };
+        self.cards_written().await;
+        Ok(outcome)
     }
 
     /// One object by id, tombstones included.
@@ -266,8 +270,12 @@ impl Db {
         customer_id: &str,
         bucket_id: &str,
     ) -> sqlx::Result<()> {
-        let mut conn = self.pool.acquire().await?;
-        adopt_customer_objects_in(&mut conn, customer_id, bucket_id).await
+        {
+            let mut conn = self.pool.acquire().await?;
+            adopt_customer_objects_in(&mut conn, customer_id, bucket_id).await?;
+        }
+        self.cards_written().await;
+        Ok(())
     }
 }
 

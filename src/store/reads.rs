@@ -10,6 +10,7 @@ use sqlx::Row;
 
 use super::Db;
 use super::buckets::{Bucket, Role};
+use super::cards_cache::{Answer, Lookup};
 use super::views;
 
 /// What the cards list route reads.
@@ -92,6 +93,34 @@ pub(super) fn defaults(
 }
 
 impl Db {
+    /// The cards list answer for a member of the bucket (None: no such bucket,
+    /// or not a member), from memory when the cards cache holds it.
+    pub async fn cards_answer(
+        &self,
+        bucket_id: &str,
+        user_id: &str,
+    ) -> sqlx::Result<Option<Answer>> {
+        let Some(cards) = &self.cards else {
+            return Ok(self
+                .bucket_cards_for_member(bucket_id, user_id)
+                .await?
+                .map(views::cards_answer));
+        };
+        if let Some(path) = &self.sqlite_path {
+            return super::sqlite_read::cards_answer(path, cards, bucket_id, user_id);
+        }
+        let ticket = match cards.cache.get(bucket_id, user_id) {
+            Lookup::Hit(answer) => return Ok(Some(answer)),
+            Lookup::Miss(ticket) => ticket,
+        };
+        let Some(found) = self.bucket_cards_for_member(bucket_id, user_id).await? else {
+            return Ok(None);
+        };
+        let answer = views::cards_answer(found);
+        cards.cache.put(ticket, bucket_id, user_id, &answer);
+        Ok(Some(answer))
+    }
+
     /// The bucket, the caller's role, its live cards and its customer's default
     /// card ids, in one query; None when the bucket does not exist or the user
     /// is not a member.

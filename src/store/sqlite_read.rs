@@ -18,11 +18,22 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, Row};
 
 use super::buckets::{Bucket, Role};
+use super::cards_cache::{Answer, Lookup};
+use super::changes::CachedCards;
 use super::reads::{BucketCards, SQL, SourceColumns, defaults, push_card};
+use super::views;
+
+/// A read connection of this thread, and the `PRAGMA data_version` it last
+/// saw (None: not asked yet).
+struct Reader {
+    path: PathBuf,
+    conn: Connection,
+    data_version: Option<i64>,
+}
 
 thread_local! {
     /// This thread's read connections, one per database file (tests open several).
-    static CONNECTIONS: RefCell<Vec<(PathBuf, Connection)>> = const { RefCell::new(Vec::new()) };
+    static CONNECTIONS: RefCell<Vec<Reader>> = const { RefCell::new(Vec::new()) };
 }
 
 fn open(path: &Path) -> rusqlite::Result<Connection> {
@@ -35,21 +46,74 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
 }
 
 /// Run `f` on this thread's read connection to `path`, opening it on first use.
-fn with_connection<R>(
+fn with_reader<R>(
     path: &Path,
-    f: impl FnOnce(&Connection) -> rusqlite::Result<R>,
+    f: impl FnOnce(&mut Reader) -> rusqlite::Result<R>,
 ) -> rusqlite::Result<R> {
     CONNECTIONS.with(|cell| {
-        let mut conns = cell.borrow_mut();
-        let i = match conns.iter().position(|(p, _)| p == path) {
+        let mut readers = cell.borrow_mut();
+        let i = match readers.iter().position(|r| r.path == path) {
             Some(i) => i,
             None => {
-                conns.push((path.to_path_buf(), open(path)?));
-                conns.len() - 1
+                readers.push(Reader {
+                    path: path.to_path_buf(),
+                    conn: open(path)?,
+                    data_version: None,
+                });
+                readers.len() - 1
             }
         };
-        f(&conns[i].1)
+        f(&mut readers[i])
     })
+}
+
+fn sqlite_error(e: rusqlite::Error) -> sqlx::Error {
+    sqlx::Error::Protocol(format!("SQLite read: {e}"))
+}
+
+/// [`Db::cards_answer`](super::Db::cards_answer) on this thread's connection:
+/// first evict what other connections changed since this one last looked
+/// (see `store::changes`), then serve from memory or read and keep.
+pub fn cards_answer(
+    path: &Path,
+    cards: &CachedCards,
+    bucket_id: &str,
+    user_id: &str,
+) -> sqlx::Result<Option<Answer>> {
+    with_reader(path, |reader| {
+        let conn = &reader.conn;
+        let version: i64 = conn
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |row| row.get(0))?;
+        if reader.data_version != Some(version) {
+            cards.feed.catch_up(
+                &cards.cache,
+                |after, limit| {
+                    let mut stmt = conn.prepare_cached(
+                        "SELECT seq, bucket_id FROM cards_changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                    )?;
+                    let rows = stmt.query_map((after, limit), |row| Ok((row.get(0)?, row.get(1)?)))?;
+                    rows.collect()
+                },
+                || {
+                    conn.prepare_cached("SELECT coalesce(max(seq), 0) FROM cards_changes")?
+                        .query_row([], |row| row.get(0))
+                },
+            )?;
+            reader.data_version = Some(version);
+        }
+        let ticket = match cards.cache.get(bucket_id, user_id) {
+            Lookup::Hit(answer) => return Ok(Some(answer)),
+            Lookup::Miss(ticket) => ticket,
+        };
+        let Some(found) = read(conn, bucket_id, user_id)? else {
+            return Ok(None);
+        };
+        let answer = views::cards_answer(found);
+        cards.cache.put(ticket, bucket_id, user_id, &answer);
+        Ok(Some(answer))
+    })
+    .map_err(sqlite_error)
 }
 
 /// [`Db::bucket_cards_for_member`](super::Db::bucket_cards_for_member) on this thread's connection.
@@ -58,7 +122,15 @@ pub fn bucket_cards_for_member(
     bucket_id: &str,
     user_id: &str,
 ) -> sqlx::Result<Option<BucketCards>> {
-    with_connection(path, |conn| {
+    with_reader(path, |reader| read(&reader.conn, bucket_id, user_id)).map_err(sqlite_error)
+}
+
+fn read(
+    conn: &Connection,
+    bucket_id: &str,
+    user_id: &str,
+) -> rusqlite::Result<Option<BucketCards>> {
+    {
         let mut stmt = conn.prepare_cached(SQL)?;
         let mut rows = stmt.query((bucket_id, user_id))?;
         let Some(first) = rows.next()? else {
@@ -84,8 +156,7 @@ pub fn bucket_cards_for_member(
             cards,
             defaults,
         }))
-    })
-    .map_err(|e| sqlx::Error::Protocol(format!("SQLite read: {e}")))
+    }
 }
 
 /// Position of the first source column (`s_id`) and of the first customer column (`c_view`).

@@ -125,6 +125,34 @@ pub fn pick_default(
         .find(|id| is_one_of_the_cards(id))
 }
 
+/// The cards list answer, `{"data":[…]}` with the default card first then
+/// newest first, or None when the bucket has no card.
+pub fn cards_answer(found: super::reads::BucketCards) -> super::cards_cache::Answer {
+    let mut cards = found.cards;
+    if cards.is_empty() {
+        return None;
+    }
+    let (pm, source) = &found.defaults;
+    let default = pick_default([pm.as_deref(), source.as_deref()], |id| {
+        cards.iter().any(|card| card.id == id)
+    });
+    if let Some(default) = default {
+        // Stable: the others keep their newest-first order.
+        cards.sort_by_key(|c| c.id != default);
+    }
+    let mut body =
+        String::with_capacity(12 + cards.iter().map(|c| c.json.len() + 1).sum::<usize>());
+    body.push_str("{\"data\":[");
+    for (i, card) in cards.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&card.json);
+    }
+    body.push_str("]}");
+    Some(body.into())
+}
+
 /// A customer row's stored view back as (default payment method, default source).
 pub fn parse_default_ids(view: &str) -> (Option<String>, Option<String>) {
     serde_json::from_str(view).unwrap_or((None, None))

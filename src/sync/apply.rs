@@ -110,8 +110,12 @@ pub async fn store(
     deleted: bool,
     force: bool,
 ) -> sqlx::Result<Stored> {
-    let mut conn = db.pool.acquire().await?;
-    store_on(&mut conn, obj, wm, deleted, force).await
+    let stored = {
+        let mut conn = db.pool.acquire().await?;
+        store_on(&mut conn, obj, wm, deleted, force).await?
+    };
+    db.cards_written().await;
+    Ok(stored)
 }
 
 /// Buckets of customers read ahead for a batch of events (customer id →

@@ -163,6 +163,7 @@ pub async fn apply_event(
         let mut conn = db.pool.acquire().await?;
         apply_local(&mut conn, sync, e, &KnownBuckets::new()).await?
     };
+    db.cards_written().await;
     match local {
         Local::Done(applied) => Ok(applied),
         Local::NeedsStripe => refetch(db, stripe, e.object, &watermark(e)).await,

@@ -170,6 +170,7 @@ async fn write_all(
                 drift.merge(&written);
             }
             txn.commit().await?;
+            db.cards_written().await;
             finish(report, std::mem::take(&mut done), total, progress);
             drift.merge(
                 &settle_missing(db, stripe, &bucket, &customer, missing, &fetched.wm).await?,
@@ -180,6 +181,7 @@ async fn write_all(
         }
         writes.flush(&mut txn, &mut done).await?;
         txn.commit().await?;
+        db.cards_written().await;
         finish(report, done, total, progress);
         if let Some(e) = failure {
             return Err(e);
@@ -223,6 +225,7 @@ pub async fn customer_once(
     let mut done = [(bucket_id.to_string(), drift)];
     writes.flush(&mut txn, &mut done).await?;
     txn.commit().await?;
+    db.cards_written().await;
     let [(_, mut drift)] = done;
     drift.merge(&settle_missing(db, stripe, bucket_id, customer_id, missing, &fetched.wm).await?);
     Ok(drift)
@@ -447,6 +450,7 @@ async fn settle_missing(
         };
         drift.add(kind, changed);
     }
+    db.cards_written().await;
     Ok(drift)
 }
 

@@ -128,6 +128,7 @@ impl Applier {
             }
         }
         tx.commit().await?;
+        self.db.cards_written().await;
         for (ev, result) in applied {
             done.applied += 1;
             record_applied(ev, &result);

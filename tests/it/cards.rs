@@ -697,3 +697,65 @@ both!(
     reads_never_call_stripe,
     concurrent_first_writes_one_customer
 );
+
+/// The list is kept in memory (`store::cards_cache`); a change made outside
+/// this server (a `paysync` command, another replica: here a second database
+/// handle, which has no cache of its own) must still show. On SQLite the next
+/// read sees it; on Postgres it arrives as a notification, within moments.
+async fn list_follows_changes_made_elsewhere(b: Backend) {
+    let app = TestApp::start(b).await;
+    let bucket = app.bucket("alice").await;
+    app.add_member(&bucket, "bob", Role::Member).await;
+    let card = attach(&app, &bucket, "alice", "4242424242424242").await;
+    for user in ["alice", "bob"] {
+        let (status, list) = call(app.get(&cards(&bucket), user)).await;
+        assert_eq!((status, ids(&list)), (200, vec![card.clone()]), "{list}");
+    }
+    assert!(
+        app.ctx.db.cards_cached_bytes() > 0,
+        "the answer is kept in memory"
+    );
+
+    let elsewhere = paysync::store::Db::open(&app.db.url).await.unwrap();
+    // Read until the list answers `want` (at once on SQLite).
+    let settled = |user: &'static str, want: (u16, &'static str)| {
+        let app = &app;
+        let bucket = bucket.clone();
+        async move {
+            let tries = if b == Backend::Sqlite { 1 } else { 100 };
+            let mut got = (0, Value::Null);
+            for _ in 0..tries {
+                got = call(app.get(&cards(&bucket), user)).await;
+                if (got.0, got.1["error"]["code"].as_str().unwrap_or("")) == want {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            panic!("{user} still gets {got:?}, expected {want:?}");
+        }
+    };
+
+    // The card is deleted elsewhere: nobody is shown it any more.
+    sqlx::query("UPDATE stripe_sources SET deleted = 1 WHERE id = $1")
+        .bind(&card)
+        .execute(&elsewhere.pool)
+        .await
+        .unwrap();
+    settled("alice", (404, "no_cards")).await;
+    settled("bob", (404, "no_cards")).await;
+
+    // Bob is removed elsewhere: the bucket no longer exists for him, at once
+    // for the answer he was served from memory a moment ago.
+    let alice = paysync::store::buckets::Member {
+        user_id: "alice".into(),
+        role: Role::Owner,
+    };
+    elsewhere
+        .put_bucket(&bucket, "renamed", std::slice::from_ref(&alice))
+        .await
+        .unwrap();
+    settled("bob", (404, "bucket_not_found")).await;
+    settled("alice", (404, "no_cards")).await;
+}
+
+both!(list_follows_changes_made_elsewhere);

@@ -217,6 +217,7 @@ pub fn settings(bind: std::net::SocketAddr, db: &TestDb, opts: &Options) -> Sett
         )))
         .expect("catalog"),
         max_body: opts.max_body,
+        cards_cache: 16 * 1024 * 1024,
         trial_cron: "0 * * * * *".into(),
         catchup_cron: "30 * * * * *".into(),
         reconcile_cron: "0 0 3 * * *".into(),

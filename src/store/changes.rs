@@ -1,0 +1,420 @@
+//! Which buckets changed, told by the database itself, for the in-memory
+//! cards answers (`store::cards_cache`).
+//!
+//! Triggers on the four tables a cards answer is made of (`buckets`,
+//! `members`, `stripe_customers`, `stripe_sources`) name every bucket whose
+//! rows change, in the writing transaction, whoever writes: the apply worker,
+//! the reconciler, a write route, an admin call, a `paysync` command run
+//! beside the server, or another replica.
+//!
+//! - SQLite: the triggers append the bucket id to `cards_changes` (a log with
+//!   an increasing `seq`). Before every cached read, the reading connection
+//!   asks `PRAGMA data_version` (which moves when any other connection
+//!   commits, a read of shared memory); when it moved, the new log rows are
+//!   read and their buckets evicted. So a read never serves an answer older
+//!   than the last commit, in this process or another. The log is pruned
+//!   (see [`prune`]); a reader that finds its place pruned drops everything.
+//! - Postgres: the triggers `pg_notify` the bucket id on [`CHANNEL`]; a
+//!   listener task evicts. While it is not listening (start, lost
+//!   connection) the cache serves nothing. A write made here waits, before
+//!   it returns, until the listener has seen a marker sent after its commit
+//!   ([`Feed::written`]), so this replica's reads see its own writes at once;
+//!   another replica's writes are seen when the notification arrives (about a
+//!   millisecond).
+//!
+//! The triggers are installed by [`install`] after the migrations: their SQL
+//! is not the same on the two backends, and the migrations are one portable
+//! set.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use sqlx::Executor;
+use sqlx::postgres::PgListener;
+use tokio::sync::watch;
+
+use super::cards_cache::CardsCache;
+use super::{Backend, Db};
+
+/// The Postgres notification channel of bucket changes.
+pub const CHANNEL: &str = "paysync_cards";
+
+/// Log rows kept by [`prune`]: far more than a reader falls behind between two reads.
+const KEEP: i64 = 100_000;
+
+const SQLITE: &str = "
+CREATE TABLE IF NOT EXISTS cards_changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    bucket_id TEXT NOT NULL
+);
+DROP TRIGGER IF EXISTS cards_changes_sources_ins;
+DROP TRIGGER IF EXISTS cards_changes_sources_upd;
+DROP TRIGGER IF EXISTS cards_changes_sources_del;
+DROP TRIGGER IF EXISTS cards_changes_customers_ins;
+DROP TRIGGER IF EXISTS cards_changes_customers_upd;
+DROP TRIGGER IF EXISTS cards_changes_customers_del;
+DROP TRIGGER IF EXISTS cards_changes_members_ins;
+DROP TRIGGER IF EXISTS cards_changes_members_upd;
+DROP TRIGGER IF EXISTS cards_changes_members_del;
+DROP TRIGGER IF EXISTS cards_changes_buckets_upd;
+DROP TRIGGER IF EXISTS cards_changes_buckets_del;
+CREATE TRIGGER cards_changes_sources_ins AFTER INSERT ON stripe_sources
+  WHEN NEW.bucket_id IS NOT NULL
+  BEGIN INSERT INTO cards_changes (bucket_id) VALUES (NEW.bucket_id); END;
+CREATE TRIGGER cards_changes_sources_upd AFTER UPDATE ON stripe_sources
+  WHEN NEW.data IS NOT OLD.data OR NEW.view IS NOT OLD.view OR NEW.deleted IS NOT OLD.deleted
+    OR NEW.bucket_id IS NOT OLD.bucket_id OR NEW.created IS NOT OLD.created OR NEW.status IS NOT OLD.status
+  BEGIN INSERT INTO cards_changes (bucket_id)
+    SELECT NEW.bucket_id WHERE NEW.bucket_id IS NOT NULL
+    UNION SELECT OLD.bucket_id WHERE OLD.bucket_id IS NOT NULL; END;
+CREATE TRIGGER cards_changes_sources_del AFTER DELETE ON stripe_sources
+  WHEN OLD.bucket_id IS NOT NULL
+  BEGIN INSERT INTO cards_changes (bucket_id) VALUES (OLD.bucket_id); END;
+CREATE TRIGGER cards_changes_customers_ins AFTER INSERT ON stripe_customers
+  WHEN NEW.bucket_id IS NOT NULL
+  BEGIN INSERT INTO cards_changes (bucket_id) VALUES (NEW.bucket_id); END;
+CREATE TRIGGER cards_changes_customers_upd AFTER UPDATE ON stripe_customers
+  WHEN NEW.data IS NOT OLD.data OR NEW.view IS NOT OLD.view OR NEW.deleted IS NOT OLD.deleted
+    OR NEW.bucket_id IS NOT OLD.bucket_id
+  BEGIN INSERT INTO cards_changes (bucket_id)
+    SELECT NEW.bucket_id WHERE NEW.bucket_id IS NOT NULL
+    UNION SELECT OLD.bucket_id WHERE OLD.bucket_id IS NOT NULL; END;
+CREATE TRIGGER cards_changes_customers_del AFTER DELETE ON stripe_customers
+  WHEN OLD.bucket_id IS NOT NULL
+  BEGIN INSERT INTO cards_changes (bucket_id) VALUES (OLD.bucket_id); END;
+CREATE TRIGGER cards_changes_members_ins AFTER INSERT ON members
+  BEGIN INSERT INTO cards_changes (bucket_id) VALUES (NEW.bucket_id); END;
+CREATE TRIGGER cards_changes_members_upd AFTER UPDATE ON members
+  BEGIN INSERT INTO cards_changes (bucket_id) SELECT NEW.bucket_id UNION SELECT OLD.bucket_id; END;
+CREATE TRIGGER cards_changes_members_del AFTER DELETE ON members
+  BEGIN INSERT INTO cards_changes (bucket_id) VALUES (OLD.bucket_id); END;
+CREATE TRIGGER cards_changes_buckets_upd AFTER UPDATE ON buckets
+  BEGIN INSERT INTO cards_changes (bucket_id) SELECT NEW.id UNION SELECT OLD.id; END;
+CREATE TRIGGER cards_changes_buckets_del AFTER DELETE ON buckets
+  BEGIN INSERT INTO cards_changes (bucket_id) VALUES (OLD.id); END;
+";
+
+/// `$1` = the column holding the bucket id (`bucket_id`, or `id` on `buckets`).
+const POSTGRES_FUNCTION: &str = "
+CREATE OR REPLACE FUNCTION paysync_cards_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  new_bucket TEXT;
+  old_bucket TEXT;
+BEGIN
+  IF TG_OP <> 'DELETE' THEN new_bucket := to_jsonb(NEW) ->> TG_ARGV[0]; END IF;
+  IF TG_OP <> 'INSERT' THEN old_bucket := to_jsonb(OLD) ->> TG_ARGV[0]; END IF;
+  IF new_bucket IS NOT NULL THEN PERFORM pg_notify('paysync_cards', new_bucket); END IF;
+  IF old_bucket IS NOT NULL AND old_bucket IS DISTINCT FROM new_bucket THEN
+    PERFORM pg_notify('paysync_cards', old_bucket);
+  END IF;
+  RETURN NULL;
+END $$";
+
+/// (table, bucket column, what an UPDATE must change to matter).
+const POSTGRES_TABLES: [(&str, &str, &str); 4] = [
+    (
+        "stripe_sources",
+        "bucket_id",
+        "OLD.data IS DISTINCT FROM NEW.data OR OLD.view IS DISTINCT FROM NEW.view \
+         OR OLD.deleted IS DISTINCT FROM NEW.deleted OR OLD.bucket_id IS DISTINCT FROM NEW.bucket_id \
+         OR OLD.created IS DISTINCT FROM NEW.created OR OLD.status IS DISTINCT FROM NEW.status",
+    ),
+    (
+        "stripe_customers",
+        "bucket_id",
+        "OLD.data IS DISTINCT FROM NEW.data OR OLD.view IS DISTINCT FROM NEW.view \
+         OR OLD.deleted IS DISTINCT FROM NEW.deleted OR OLD.bucket_id IS DISTINCT FROM NEW.bucket_id",
+    ),
+    ("members", "bucket_id", "true"),
+    ("buckets", "id", "true"),
+];
+
+/// Install (or bring up to date) the change triggers. Idempotent; several
+/// processes starting at once take turns.
+pub async fn install(db: &Db) -> sqlx::Result<()> {
+    let mut tx = db.begin_write().await?;
+    match db.backend {
+        Backend::Sqlite => {
+            tx.execute(SQLITE).await?;
+        }
+        Backend::Postgres => {
+            // Replicas starting together would race on the catalog rows.
+            tx.execute("SELECT pg_advisory_xact_lock(7023548211)")
+                .await?;
+            tx.execute(POSTGRES_FUNCTION).await?;
+            for (table, column, changed) in POSTGRES_TABLES {
+                let name = format!("paysync_cards_{table}");
+                tx.execute(sqlx::AssertSqlSafe(format!(
+                    "DROP TRIGGER IF EXISTS {name}_write ON {table}; \
+                     DROP TRIGGER IF EXISTS {name}_update ON {table}; \
+                     CREATE TRIGGER {name}_write AFTER INSERT OR DELETE ON {table} \
+                       FOR EACH ROW EXECUTE FUNCTION paysync_cards_changed('{column}'); \
+                     CREATE TRIGGER {name}_update AFTER UPDATE ON {table} \
+                       FOR EACH ROW WHEN ({changed}) EXECUTE FUNCTION paysync_cards_changed('{column}');"
+                )))
+                .await?;
+            }
+        }
+    }
+    tx.commit().await
+}
+
+/// Drop SQLite log rows no reader needs any more (readers further behind
+/// than [`KEEP`] rows start afresh). Nothing to do on Postgres.
+pub async fn prune(db: &Db) -> sqlx::Result<u64> {
+    if db.backend != Backend::Sqlite {
+        return Ok(0);
+    }
+    let done = sqlx::query(
+        "DELETE FROM cards_changes WHERE seq <= (SELECT max(seq) FROM cards_changes) - $1",
+    )
+    .bind(KEEP)
+    .execute(&db.pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// How this process learns of changes, beside the cache it keeps right.
+pub enum Feed {
+    /// SQLite: the last log row whose bucket was evicted (None: not read yet).
+    Sqlite(Mutex<Option<i64>>),
+    /// Postgres: markers of this process's writes, and the last one the listener saw.
+    Postgres {
+        token: u64,
+        sent: AtomicU64,
+        seen: watch::Sender<u64>,
+    },
+}
+
+impl Feed {
+    pub fn new(backend: Backend) -> Feed {
+        match backend {
+            Backend::Sqlite => Feed::Sqlite(Mutex::new(None)),
+            Backend::Postgres => Feed::Postgres {
+                token: rand::random(),
+                sent: AtomicU64::new(0),
+                seen: watch::Sender::new(0),
+            },
+        }
+    }
+
+    /// SQLite: evict the buckets logged since the last catch-up. `read_log`
+    /// returns the log rows after a seq, in order, at most `limit`, and
+    /// `newest` the highest seq. Called by a reader whose connection saw a
+    /// commit; one at a time.
+    pub fn catch_up<E>(
+        &self,
+        cache: &CardsCache,
+        read_log: impl FnOnce(i64, i64) -> Result<Vec<(i64, String)>, E>,
+        newest: impl FnOnce() -> Result<i64, E>,
+    ) -> Result<(), E> {
+        let Feed::Sqlite(last) = self else {
+            return Ok(());
+        };
+        let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(after) = *last else {
+            // First read: nothing is cached yet; start at the end of the log.
+            *last = Some(newest()?);
+            cache.clear();
+            return Ok(());
+        };
+        let limit = 10_000;
+        let rows = read_log(after, limit)?;
+        let contiguous = rows.first().is_none_or(|(seq, _)| *seq == after + 1);
+        if !contiguous || rows.len() as i64 >= limit {
+            // Pruned past our place, or far behind: start afresh.
+            cache.clear();
+            *last = Some(newest()?);
+            return Ok(());
+        }
+        for (_, bucket) in &rows {
+            cache.evict(bucket);
+        }
+        if let Some((seq, _)) = rows.last() {
+            *last = Some(*seq);
+        }
+        Ok(())
+    }
+
+    /// After a write of this process committed (Postgres): return once the
+    /// listener has evicted what it changed, so this replica's next read sees
+    /// it. Bounded: past a second, everything is dropped instead.
+    pub async fn written(&self, db: &Db, cache: &CardsCache) {
+        let Feed::Postgres { token, sent, seen } = self else {
+            return;
+        };
+        if !cache.is_live() {
+            return; // nothing is served; it is all dropped when the listener is back
+        }
+        let n = sent.fetch_add(1, Ordering::Relaxed) + 1;
+        let marker = format!("#{token:x}:{n}");
+        let sent_ok = sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(&marker)
+            .execute(&db.pool)
+            .await
+            .is_ok();
+        let mut seen = seen.subscribe();
+        let caught_up = sent_ok
+            && tokio::time::timeout(Duration::from_secs(1), seen.wait_for(|s| *s >= n))
+                .await
+                .is_ok_and(|r| r.is_ok());
+        if !caught_up {
+            tracing::warn!("the change listener did not confirm a write; dropping the cards cache");
+            cache.clear();
+        }
+    }
+}
+
+/// The cards cache of a `Db`, and how it hears of changes.
+pub struct CachedCards {
+    pub cache: CardsCache,
+    pub feed: Feed,
+    /// Dropped with this: stops the Postgres listener.
+    alive: watch::Sender<()>,
+}
+
+impl std::fmt::Debug for CachedCards {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedCards")
+            .field("live", &self.cache.is_live())
+            .field("bytes", &self.cache.bytes())
+            .finish()
+    }
+}
+
+impl CachedCards {
+    /// A cache of `budget` bytes for `db`; on Postgres also starts its
+    /// listener task (the cache serves once it listens).
+    pub fn start(db: &Db, url: &str, budget: usize) -> std::sync::Arc<CachedCards> {
+        let postgres = db.backend == Backend::Postgres;
+        let cards = std::sync::Arc::new(CachedCards {
+            cache: CardsCache::new(budget, !postgres),
+            feed: Feed::new(db.backend),
+            alive: watch::Sender::new(()),
+        });
+        if postgres {
+            tokio::spawn(listen(url.to_string(), std::sync::Arc::downgrade(&cards)));
+        }
+        cards
+    }
+}
+
+/// Postgres: listen for changes as long as `cards` exists, keeping its cache
+/// live only while listening.
+async fn listen(url: String, cards: std::sync::Weak<CachedCards>) {
+    let Some((mine, mut alive)) = cards.upgrade().and_then(|c| match &c.feed {
+        Feed::Postgres { token, .. } => Some((format!("#{token:x}:"), c.alive.subscribe())),
+        Feed::Sqlite(_) => None,
+    }) else {
+        return;
+    };
+    loop {
+        let heard = async {
+            let mut listener = PgListener::connect(&url).await?;
+            listener.listen(CHANNEL).await?;
+            // Everything committed from now on is heard; what came before is dropped.
+            match cards.upgrade() {
+                Some(c) => c.cache.set_live(true),
+                None => return Ok(()),
+            }
+            while let Some(n) = listener.try_recv().await? {
+                let Some(c) = cards.upgrade() else {
+                    return Ok(());
+                };
+                heard(&c, &mine, n.payload());
+            }
+            Ok::<(), sqlx::Error>(()) // connection lost
+        };
+        tokio::select! {
+            result = heard => {
+                if let Err(e) = result {
+                    tracing::warn!(error = %e, "the bucket change listener failed; retrying");
+                }
+            }
+            _ = alive.changed() => return, // the Db is gone
+        }
+        match cards.upgrade() {
+            Some(c) => c.cache.set_live(false),
+            None => return,
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// One notification: a bucket to evict, or a write marker of this process.
+fn heard(cards: &CachedCards, mine: &str, payload: &str) {
+    if let Some(marker) = payload.strip_prefix(mine) {
+        if let (Ok(m), Feed::Postgres { seen, .. }) = (marker.parse::<u64>(), &cards.feed) {
+            seen.send_if_modified(|s| {
+                let newer = m > *s;
+                *s = (*s).max(m);
+                newer
+            });
+        }
+    } else if !payload.starts_with('#') {
+        cards.cache.evict(payload);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::cards_cache::Lookup;
+
+    fn cached(cache: &CardsCache, bucket: &str) {
+        if let Lookup::Miss(t) = cache.get(bucket, "u") {
+            cache.put(t, bucket, "u", &None);
+        }
+    }
+
+    fn is_cached(cache: &CardsCache, bucket: &str) -> bool {
+        matches!(cache.get(bucket, "u"), Lookup::Hit(_))
+    }
+
+    type Log = Vec<(i64, String)>;
+
+    fn catch_up(feed: &Feed, cache: &CardsCache, log: &Log) {
+        let newest = log.last().map_or(0, |(s, _)| *s);
+        feed.catch_up::<()>(
+            cache,
+            |after, limit| {
+                Ok(log
+                    .iter()
+                    .filter(|(s, _)| *s > after)
+                    .take(limit as usize)
+                    .cloned()
+                    .collect())
+            },
+            || Ok(newest),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn the_sqlite_log_evicts_what_changed_and_a_gap_drops_everything() {
+        let cache = CardsCache::new(1 << 20, true);
+        let feed = Feed::new(Backend::Sqlite);
+        let mut log: Log = vec![(1, "a".into()), (2, "b".into())];
+        catch_up(&feed, &cache, &log); // starts at the end of the log
+        for b in ["a", "b", "c"] {
+            cached(&cache, b);
+        }
+        log.push((3, "a".into()));
+        catch_up(&feed, &cache, &log);
+        assert!(!is_cached(&cache, "a"), "a changed");
+        assert!(is_cached(&cache, "b") && is_cached(&cache, "c"));
+        // Rows 4..=5 were pruned before this reader saw them: start afresh.
+        cached(&cache, "a");
+        log = vec![(6, "z".into())];
+        catch_up(&feed, &cache, &log);
+        for b in ["a", "b", "c"] {
+            assert!(!is_cached(&cache, b), "{b} dropped after the gap");
+        }
+        cached(&cache, "b");
+        log.push((7, "c".into()));
+        catch_up(&feed, &cache, &log);
+        assert!(is_cached(&cache, "b"), "in step again after the gap");
+    }
+}
