@@ -114,7 +114,8 @@ impl Db {
                         // is on disk before we answer (webhooks are acknowledged only then).
                         conn.execute(
                             "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=10000; \
-                             PRAGMA foreign_keys=ON; PRAGMA synchronous=FULL;",
+                             PRAGMA foreign_keys=ON; PRAGMA synchronous=FULL; \
+                             PRAGMA cache_size=-1024;",
                         )
                         .await?;
                     } else {
