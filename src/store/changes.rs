@@ -8,24 +8,29 @@
 //! beside the server, or another replica.
 //!
 //! - SQLite: the triggers append the bucket id to `cards_changes` (a log with
-//!   an increasing `seq`). Before every cached read, the reading connection
-//!   asks `PRAGMA data_version` (which moves when any other connection
-//!   commits, a read of shared memory); when it moved, the new log rows are
-//!   read and their buckets evicted. So a read never serves an answer older
-//!   than the last commit, in this process or another. The log is pruned
-//!   (see [`prune`]); a reader that finds its place pruned drops everything.
+//!   an increasing `seq`). A connection of the cache's own asks `PRAGMA
+//!   data_version` (it moves when any other connection commits) every
+//!   [`LOOK_EVERY`]; when it moved, the new log rows are read and their
+//!   buckets evicted. The log is pruned (see [`prune`]); a reader that finds
+//!   its place pruned drops everything.
 //! - Postgres: the triggers `pg_notify` the bucket id on [`CHANNEL`]; a
-//!   listener task evicts. While it is not listening (start, lost
-//!   connection) the cache serves nothing. A write made here waits, before
-//!   it returns, until the listener has seen a marker sent after its commit
-//!   ([`Feed::written`]), so this replica's reads see its own writes at once;
-//!   another replica's writes are seen when the notification arrives (about a
-//!   millisecond).
+//!   listener task evicts.
+//!
+//! Either way a write made in this process ([`Db::cards_written`] after its
+//! commit) returns only once its buckets are evicted: on SQLite by looking at
+//! the log at once, on Postgres by waiting until the listener has heard a
+//! marker sent after the commit. So a process's reads see its own writes at
+//! once, and another process's (a `paysync` command, another replica) a few
+//! milliseconds later. Asking SQLite on every read instead cost a quarter of
+//! the cards list's throughput (two lock system calls per read). While a
+//! feed is down (a failed look, a lost Postgres connection) the cache serves
+//! nothing.
 //!
 //! The triggers are installed by [`install`] after the migrations: their SQL
 //! is not the same on the two backends, and the migrations are one portable
 //! set.
 
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -39,6 +44,9 @@ use super::{Backend, Db};
 
 /// The Postgres notification channel of bucket changes.
 pub const CHANNEL: &str = "paysync_cards";
+
+/// How often a SQLite server looks for changes made by other processes.
+pub const LOOK_EVERY: Duration = Duration::from_millis(5);
 
 /// Log rows kept by [`prune`]: far more than a reader falls behind between two reads.
 const KEEP: i64 = 100_000;
@@ -160,6 +168,38 @@ pub async fn install(db: &Db) -> sqlx::Result<()> {
     tx.commit().await
 }
 
+/// SQLite: evict the buckets logged after `last`. `read_log` returns the log
+/// rows after a seq, in order, at most `limit`; `newest` the highest seq.
+fn catch_up<E>(
+    last: &mut Option<i64>,
+    cache: &CardsCache,
+    read_log: impl FnOnce(i64, i64) -> Result<Vec<(i64, String)>, E>,
+    newest: impl FnOnce() -> Result<i64, E>,
+) -> Result<(), E> {
+    let Some(after) = *last else {
+        // First look: start at the end of the log, with nothing kept.
+        *last = Some(newest()?);
+        cache.clear();
+        return Ok(());
+    };
+    let limit = 10_000;
+    let rows = read_log(after, limit)?;
+    let contiguous = rows.first().is_none_or(|(seq, _)| *seq == after + 1);
+    if !contiguous || rows.len() as i64 >= limit {
+        // Pruned past our place, or far behind: start afresh.
+        cache.clear();
+        *last = Some(newest()?);
+        return Ok(());
+    }
+    for (_, bucket) in &rows {
+        cache.evict(bucket);
+    }
+    if let Some((seq, _)) = rows.last() {
+        *last = Some(*seq);
+    }
+    Ok(())
+}
+
 /// Drop SQLite log rows no reader needs any more (readers further behind
 /// than [`KEEP`] rows start afresh). Nothing to do on Postgres.
 pub async fn prune(db: &Db) -> sqlx::Result<u64> {
@@ -177,8 +217,8 @@ pub async fn prune(db: &Db) -> sqlx::Result<u64> {
 
 /// How this process learns of changes, beside the cache it keeps right.
 pub enum Feed {
-    /// SQLite: the last log row whose bucket was evicted (None: not read yet).
-    Sqlite(Mutex<Option<i64>>),
+    /// SQLite: a read connection of its own and where it is in the log.
+    Sqlite(Mutex<SqliteFeed>),
     /// Postgres: markers of this process's writes, and the last one the listener saw.
     Postgres {
         token: u64,
@@ -187,11 +227,27 @@ pub enum Feed {
     },
 }
 
+/// The SQLite side of [`Feed`].
+pub struct SqliteFeed {
+    path: PathBuf,
+    /// Opened on first use (and again after an error).
+    conn: Option<rusqlite::Connection>,
+    /// `PRAGMA data_version` when last looked (None: not yet).
+    data_version: Option<i64>,
+    /// The last log row whose bucket was evicted (None: not read yet).
+    last: Option<i64>,
+}
+
 impl Feed {
-    pub fn new(backend: Backend) -> Feed {
-        match backend {
-            Backend::Sqlite => Feed::Sqlite(Mutex::new(None)),
-            Backend::Postgres => Feed::Postgres {
+    fn new(backend: Backend, sqlite_path: Option<&Path>) -> Feed {
+        match (backend, sqlite_path) {
+            (Backend::Sqlite, Some(path)) => Feed::Sqlite(Mutex::new(SqliteFeed {
+                path: path.to_path_buf(),
+                conn: None,
+                data_version: None,
+                last: None,
+            })),
+            _ => Feed::Postgres {
                 token: rand::random(),
                 sent: AtomicU64::new(0),
                 seen: watch::Sender::new(0),
@@ -199,49 +255,69 @@ impl Feed {
         }
     }
 
-    /// SQLite: evict the buckets logged since the last catch-up. `read_log`
-    /// returns the log rows after a seq, in order, at most `limit`, and
-    /// `newest` the highest seq. Called by a reader whose connection saw a
-    /// commit; one at a time.
-    pub fn catch_up<E>(
-        &self,
-        cache: &CardsCache,
-        read_log: impl FnOnce(i64, i64) -> Result<Vec<(i64, String)>, E>,
-        newest: impl FnOnce() -> Result<i64, E>,
-    ) -> Result<(), E> {
-        let Feed::Sqlite(last) = self else {
+    /// SQLite: if anything was committed since the last look, evict the
+    /// buckets logged since. A look is one `PRAGMA data_version`; one at a time.
+    fn look(&self, cache: &CardsCache) -> rusqlite::Result<()> {
+        let Feed::Sqlite(feed) = self else {
             return Ok(());
         };
-        let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(after) = *last else {
-            // First read: nothing is cached yet; start at the end of the log.
-            *last = Some(newest()?);
-            cache.clear();
-            return Ok(());
+        let mut feed = feed.lock().unwrap_or_else(|p| p.into_inner());
+        let feed = &mut *feed;
+        let conn = match &mut feed.conn {
+            Some(conn) => conn,
+            slot => slot.insert(super::sqlite_read::open(&feed.path)?),
         };
-        let limit = 10_000;
-        let rows = read_log(after, limit)?;
-        let contiguous = rows.first().is_none_or(|(seq, _)| *seq == after + 1);
-        if !contiguous || rows.len() as i64 >= limit {
-            // Pruned past our place, or far behind: start afresh.
-            cache.clear();
-            *last = Some(newest()?);
+        let version: i64 = conn
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |row| row.get(0))?;
+        if feed.data_version == Some(version) {
             return Ok(());
         }
-        for (_, bucket) in &rows {
-            cache.evict(bucket);
-        }
-        if let Some((seq, _)) = rows.last() {
-            *last = Some(*seq);
-        }
+        catch_up(
+            &mut feed.last,
+            cache,
+            |after, limit| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT seq, bucket_id FROM cards_changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                )?;
+                let rows = stmt.query_map((after, limit), |row| Ok((row.get(0)?, row.get(1)?)))?;
+                rows.collect()
+            },
+            || {
+                conn.prepare_cached("SELECT coalesce(max(seq), 0) FROM cards_changes")?
+                    .query_row([], |row| row.get(0))
+            },
+        )?;
+        feed.data_version = Some(version);
         Ok(())
     }
 
-    /// After a write of this process committed (Postgres): return once the
-    /// listener has evicted what it changed, so this replica's next read sees
-    /// it. Bounded: past a second, everything is dropped instead.
+    /// SQLite: [`Feed::look`], and on failure stop serving from memory until
+    /// a look succeeds (changes may have gone unseen).
+    fn look_or_stop(&self, cache: &CardsCache) {
+        match self.look(cache) {
+            Ok(()) if !cache.is_live() => cache.set_live(true),
+            Ok(()) => {}
+            Err(e) => {
+                if cache.is_live() {
+                    tracing::warn!(error = %e, "cannot read the bucket change log; cards are read from the database until it works");
+                }
+                if let Feed::Sqlite(feed) = self {
+                    feed.lock().unwrap_or_else(|p| p.into_inner()).conn = None;
+                }
+                cache.set_live(false);
+            }
+        }
+    }
+
+    /// After a write of this process committed: return once the cache has
+    /// dropped what it changed, so this process's next read sees it. SQLite:
+    /// look at the log now. Postgres: wait until the listener has heard a
+    /// marker sent after the commit (bounded: past a second, everything is
+    /// dropped instead).
     pub async fn written(&self, db: &Db, cache: &CardsCache) {
         let Feed::Postgres { token, sent, seen } = self else {
+            self.look_or_stop(cache);
             return;
         };
         if !cache.is_live() {
@@ -285,19 +361,45 @@ impl std::fmt::Debug for CachedCards {
 }
 
 impl CachedCards {
-    /// A cache of `budget` bytes for `db`; on Postgres also starts its
-    /// listener task (the cache serves once it listens).
-    pub fn start(db: &Db, url: &str, budget: usize) -> std::sync::Arc<CachedCards> {
-        let postgres = db.backend == Backend::Postgres;
+    /// A cache of `budget` bytes for `db`, and the task that keeps it right:
+    /// on SQLite it looks at the change log every `look_every`, on Postgres
+    /// it listens. The cache serves once the task has started.
+    pub fn start(
+        db: &Db,
+        url: &str,
+        sqlite_path: Option<&Path>,
+        budget: usize,
+        look_every: Duration,
+    ) -> std::sync::Arc<CachedCards> {
         let cards = std::sync::Arc::new(CachedCards {
-            cache: CardsCache::new(budget, !postgres),
-            feed: Feed::new(db.backend),
+            cache: CardsCache::new(budget, false),
+            feed: Feed::new(db.backend, sqlite_path),
             alive: watch::Sender::new(()),
         });
-        if postgres {
-            tokio::spawn(listen(url.to_string(), std::sync::Arc::downgrade(&cards)));
+        let weak = std::sync::Arc::downgrade(&cards);
+        match cards.feed {
+            Feed::Sqlite(_) => {
+                cards.feed.look_or_stop(&cards.cache);
+                tokio::spawn(look_often(weak, look_every));
+            }
+            Feed::Postgres { .. } => {
+                tokio::spawn(listen(url.to_string(), weak));
+            }
         }
         cards
+    }
+}
+
+/// SQLite: look at the change log every `period` as long as `cards` exists.
+async fn look_often(cards: std::sync::Weak<CachedCards>, period: Duration) {
+    let mut every = tokio::time::interval(period);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let Some(c) = cards.upgrade() else {
+            return;
+        };
+        c.feed.look_or_stop(&c.cache);
     }
 }
 
@@ -375,9 +477,10 @@ mod tests {
 
     type Log = Vec<(i64, String)>;
 
-    fn catch_up(feed: &Feed, cache: &CardsCache, log: &Log) {
+    fn catch_up(last: &mut Option<i64>, cache: &CardsCache, log: &Log) {
         let newest = log.last().map_or(0, |(s, _)| *s);
-        feed.catch_up::<()>(
+        super::catch_up::<()>(
+            last,
             cache,
             |after, limit| {
                 Ok(log
@@ -395,26 +498,26 @@ mod tests {
     #[test]
     fn the_sqlite_log_evicts_what_changed_and_a_gap_drops_everything() {
         let cache = CardsCache::new(1 << 20, true);
-        let feed = Feed::new(Backend::Sqlite);
+        let feed = &mut None;
         let mut log: Log = vec![(1, "a".into()), (2, "b".into())];
-        catch_up(&feed, &cache, &log); // starts at the end of the log
+        catch_up(feed, &cache, &log); // starts at the end of the log
         for b in ["a", "b", "c"] {
             cached(&cache, b);
         }
         log.push((3, "a".into()));
-        catch_up(&feed, &cache, &log);
+        catch_up(feed, &cache, &log);
         assert!(!is_cached(&cache, "a"), "a changed");
         assert!(is_cached(&cache, "b") && is_cached(&cache, "c"));
         // Rows 4..=5 were pruned before this reader saw them: start afresh.
         cached(&cache, "a");
         log = vec![(6, "z".into())];
-        catch_up(&feed, &cache, &log);
+        catch_up(feed, &cache, &log);
         for b in ["a", "b", "c"] {
             assert!(!is_cached(&cache, b), "{b} dropped after the gap");
         }
         cached(&cache, "b");
         log.push((7, "c".into()));
-        catch_up(&feed, &cache, &log);
+        catch_up(feed, &cache, &log);
         assert!(is_cached(&cache, "b"), "in step again after the gap");
     }
 }

@@ -162,13 +162,20 @@ impl Db {
     }
 
     /// Keep cards answers in memory, up to `budget` bytes (0: not at all).
-    /// Only where every change is heard: a SQLite file, or Postgres (whose
-    /// listener this starts; call inside the runtime). An in-memory SQLite
-    /// database is read as before.
-    pub fn with_cards_cache(mut self, budget: usize) -> Db {
+    /// Only where every change is heard: a SQLite file (whose change log is
+    /// looked at every `look_every` for other processes' writes), or Postgres
+    /// (whose listener this starts). Call inside the runtime. An in-memory
+    /// SQLite database is read as before.
+    pub fn with_cards_cache(mut self, budget: usize, look_every: Duration) -> Db {
         let heard = self.sqlite_path.is_some() || self.backend == Backend::Postgres;
         if budget > 0 && heard {
-            self.cards = Some(changes::CachedCards::start(&self, &self.url, budget));
+            self.cards = Some(changes::CachedCards::start(
+                &self,
+                &self.url,
+                self.sqlite_path.as_deref(),
+                budget,
+                look_every,
+            ));
         }
         self
     }

@@ -23,12 +23,10 @@ use super::changes::CachedCards;
 use super::reads::{BucketCards, SQL, SourceColumns, defaults, push_card};
 use super::views;
 
-/// A read connection of this thread, and the `PRAGMA data_version` it last
-/// saw (None: not asked yet).
+/// A read connection of this thread.
 struct Reader {
     path: PathBuf,
     conn: Connection,
-    data_version: Option<i64>,
 }
 
 thread_local! {
@@ -36,7 +34,7 @@ thread_local! {
     static CONNECTIONS: RefCell<Vec<Reader>> = const { RefCell::new(Vec::new()) };
 }
 
-fn open(path: &Path) -> rusqlite::Result<Connection> {
+pub(super) fn open(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -59,7 +57,6 @@ fn with_reader<R>(
                 readers.push(Reader {
                     path: path.to_path_buf(),
                     conn: open(path)?,
-                    data_version: None,
                 });
                 readers.len() - 1
             }
@@ -73,8 +70,7 @@ fn sqlite_error(e: rusqlite::Error) -> sqlx::Error {
 }
 
 /// [`Db::cards_answer`](super::Db::cards_answer) on this thread's connection:
-/// first evict what other connections changed since this one last looked
-/// (see `store::changes`), then serve from memory or read and keep.
+/// from memory, else read and kept (`store::changes` keeps the memory right).
 pub fn cards_answer(
     path: &Path,
     cards: &CachedCards,
@@ -83,26 +79,6 @@ pub fn cards_answer(
 ) -> sqlx::Result<Option<Answer>> {
     with_reader(path, |reader| {
         let conn = &reader.conn;
-        let version: i64 = conn
-            .prepare_cached("PRAGMA data_version")?
-            .query_row([], |row| row.get(0))?;
-        if reader.data_version != Some(version) {
-            cards.feed.catch_up(
-                &cards.cache,
-                |after, limit| {
-                    let mut stmt = conn.prepare_cached(
-                        "SELECT seq, bucket_id FROM cards_changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-                    )?;
-                    let rows = stmt.query_map((after, limit), |row| Ok((row.get(0)?, row.get(1)?)))?;
-                    rows.collect()
-                },
-                || {
-                    conn.prepare_cached("SELECT coalesce(max(seq), 0) FROM cards_changes")?
-                        .query_row([], |row| row.get(0))
-                },
-            )?;
-            reader.data_version = Some(version);
-        }
         let ticket = match cards.cache.get(bucket_id, user_id) {
             Lookup::Hit(answer) => return Ok(Some(answer)),
             Lookup::Miss(ticket) => ticket,
