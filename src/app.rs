@@ -31,7 +31,7 @@ impl ApiContext {
     pub fn new(db: Db, cfg: Settings) -> anyhow::Result<Self> {
         let stripe = Stripe::new(&cfg.stripe)?;
         Ok(ApiContext {
-            db: db.with_cards_cache(cfg.cards_cache, crate::store::changes::LOOK_EVERY),
+            db: db.with_cards_cache(cfg.cards_cache, cfg.cards_look_every),
             cfg: Arc::new(cfg),
             stripe,
             wake: Arc::new(Notify::new()),

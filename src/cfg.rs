@@ -241,6 +241,9 @@ pub struct Settings {
     pub max_body: usize,
     /// Bytes of cards answers kept in memory (`store::cards_cache`).
     pub cards_cache: usize,
+    /// How often a SQLite server looks for changes made by other processes
+    /// (`store::changes::LOOK_EVERY`; not a setting, tests lengthen it).
+    pub cards_look_every: Duration,
     pub trial_cron: String,
     pub catchup_cron: String,
     pub reconcile_cron: String,
@@ -343,6 +346,7 @@ impl ServeArgs {
             catalog,
             max_body: self.max_body,
             cards_cache: self.cards_cache_mib.saturating_mul(1024 * 1024),
+            cards_look_every: crate::store::changes::LOOK_EVERY,
             trial_cron: self.trial_cron.clone(),
             catchup_cron: self.catchup_cron.clone(),
             reconcile_cron: self.reconcile_cron.clone(),

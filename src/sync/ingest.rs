@@ -172,6 +172,10 @@ async fn write(intake: &Intake, batch: &[Queued], apply: bool) -> anyhow::Result
     }
     mark_many_applied_in(&mut tx, &applied).await?;
     tx.commit().await?;
+    if !applied.is_empty() {
+        // The 200 means "visible in the read routes": the cards cache too.
+        intake.db.cards_written().await;
+    }
     Ok(out)
 }
 

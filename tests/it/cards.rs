@@ -704,7 +704,11 @@ both!(
 /// (`store::changes`: SQLite's change log is looked at every few
 /// milliseconds, Postgres notifies).
 async fn list_follows_changes_made_elsewhere(b: Backend) {
-    let app = TestApp::start(b).await;
+    let opts = Options {
+        cards_look_every: paysync::store::changes::LOOK_EVERY,
+        ..Options::default()
+    };
+    let app = TestApp::start_with(b, opts).await;
     let bucket = app.bucket("alice").await;
     app.add_member(&bucket, "bob", Role::Member).await;
     let card = attach(&app, &bucket, "alice", "4242424242424242").await;

@@ -35,7 +35,13 @@ fn drift_of(summary: &str, kind: &str) -> u64 {
 }
 
 async fn full_reconcile_converges(b: Backend) {
-    let app = TestApp::start(b).await;
+    // `paysync reconcile` runs as a process of its own: the server sees its
+    // writes when it next looks (SQLite) or is notified (Postgres).
+    let opts = Options {
+        cards_look_every: paysync::store::changes::LOOK_EVERY,
+        ..Options::default()
+    };
+    let app = TestApp::start_with(b, opts).await;
     let bucket = app.bucket("alice").await;
     let customer = customer_for(&bucket).await;
     app.ctx.db.link_customer(&bucket, &customer).await.unwrap();
@@ -135,7 +141,17 @@ async fn full_reconcile_converges(b: Backend) {
     ))
     .await;
     assert_eq!(state["status"], "canceled", "{state}");
-    let (status, _) = call(app.get(&format!("/api/bucket/{bucket}/payment/cards"), "alice")).await;
+    // The card list was read (and kept in memory) before the command ran.
+    let mut status = 0;
+    for _ in 0..100 {
+        status = call(app.get(&format!("/api/bucket/{bucket}/payment/cards"), "alice"))
+            .await
+            .0;
+        if status == 404 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     assert_eq!(status, 404, "no card left");
     assert!(
         db.bucket_objects(Kind::Source, &bucket, &Page::default())

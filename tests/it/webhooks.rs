@@ -482,6 +482,17 @@ async fn a_delivery_is_visible_when_acknowledged(b: Backend) {
         (200, json!({"received": true, "duplicate": true}))
     );
     assert_eq!(inbox_count(db).await, 2);
+
+    // A newer version, while the list above is kept in memory: acknowledged
+    // means the next read shows it.
+    let newer = event(
+        "evt_in_3",
+        "customer.source.updated",
+        t + 10,
+        card("card_in", "cus_inline", "newer"),
+    );
+    assert_eq!(app.deliver(&newer).await.0, 200);
+    assert_eq!(cards_named().await, ["card_in=newer"]);
 }
 
 both!(a_delivery_is_visible_when_acknowledged);

@@ -158,6 +158,10 @@ pub struct Options {
     pub sync: SyncSettings,
     /// Run the apply worker, as `paysync serve` does.
     pub worker: bool,
+    /// How often a SQLite server looks for other processes' changes. An hour
+    /// by default, so a test fails if a write of the server itself is not in
+    /// its next read at once.
+    pub cards_look_every: Duration,
 }
 
 impl Default for Options {
@@ -177,6 +181,7 @@ impl Default for Options {
                 ..SyncSettings::default()
             },
             worker: false,
+            cards_look_every: Duration::from_secs(3600),
         }
     }
 }
@@ -218,6 +223,7 @@ pub fn settings(bind: std::net::SocketAddr, db: &TestDb, opts: &Options) -> Sett
         .expect("catalog"),
         max_body: opts.max_body,
         cards_cache: 16 * 1024 * 1024,
+        cards_look_every: opts.cards_look_every,
         trial_cron: "0 * * * * *".into(),
         catchup_cron: "30 * * * * *".into(),
         reconcile_cron: "0 0 3 * * *".into(),
