@@ -51,59 +51,67 @@ pub const LOOK_EVERY: Duration = Duration::from_millis(5);
 /// Log rows kept by [`prune`]: far more than a reader falls behind between two reads.
 const KEEP: i64 = 100_000;
 
-const SQLITE: &str = "
-CREATE TABLE IF NOT EXISTS cards_changes (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    bucket_id TEXT NOT NULL
-);
-DROP TRIGGER IF EXISTS cards_changes_sources_ins;
-DROP TRIGGER IF EXISTS cards_changes_sources_upd;
-DROP TRIGGER IF EXISTS cards_changes_sources_del;
-DROP TRIGGER IF EXISTS cards_changes_customers_ins;
-DROP TRIGGER IF EXISTS cards_changes_customers_upd;
-DROP TRIGGER IF EXISTS cards_changes_customers_del;
-DROP TRIGGER IF EXISTS cards_changes_members_ins;
-DROP TRIGGER IF EXISTS cards_changes_members_upd;
-DROP TRIGGER IF EXISTS cards_changes_members_del;
-DROP TRIGGER IF EXISTS cards_changes_buckets_upd;
-DROP TRIGGER IF EXISTS cards_changes_buckets_del;
-CREATE TRIGGER cards_changes_sources_ins AFTER INSERT ON stripe_sources
-  WHEN NEW.bucket_id IS NOT NULL
-  BEGIN INSERT INTO cards_changes (bucket_id) VALUES (NEW.bucket_id); END;
-CREATE TRIGGER cards_changes_sources_upd AFTER UPDATE ON stripe_sources
-  WHEN NEW.data IS NOT OLD.data OR NEW.view IS NOT OLD.view OR NEW.deleted IS NOT OLD.deleted
-    OR NEW.bucket_id IS NOT OLD.bucket_id OR NEW.created IS NOT OLD.created OR NEW.status IS NOT OLD.status
-  BEGIN INSERT INTO cards_changes (bucket_id)
-    SELECT NEW.bucket_id WHERE NEW.bucket_id IS NOT NULL
-    UNION SELECT OLD.bucket_id WHERE OLD.bucket_id IS NOT NULL; END;
-CREATE TRIGGER cards_changes_sources_del AFTER DELETE ON stripe_sources
-  WHEN OLD.bucket_id IS NOT NULL
-  BEGIN INSERT INTO cards_changes (bucket_id) VALUES (OLD.bucket_id); END;
-CREATE TRIGGER cards_changes_customers_ins AFTER INSERT ON stripe_customers
-  WHEN NEW.bucket_id IS NOT NULL
-  BEGIN INSERT INTO cards_changes (bucket_id) VALUES (NEW.bucket_id); END;
-CREATE TRIGGER cards_changes_customers_upd AFTER UPDATE ON stripe_customers
-  WHEN NEW.data IS NOT OLD.data OR NEW.view IS NOT OLD.view OR NEW.deleted IS NOT OLD.deleted
-    OR NEW.bucket_id IS NOT OLD.bucket_id
-  BEGIN INSERT INTO cards_changes (bucket_id)
-    SELECT NEW.bucket_id WHERE NEW.bucket_id IS NOT NULL
-    UNION SELECT OLD.bucket_id WHERE OLD.bucket_id IS NOT NULL; END;
-CREATE TRIGGER cards_changes_customers_del AFTER DELETE ON stripe_customers
-  WHEN OLD.bucket_id IS NOT NULL
-  BEGIN INSERT INTO cards_changes (bucket_id) VALUES (OLD.bucket_id); END;
-CREATE TRIGGER cards_changes_members_ins AFTER INSERT ON members
-  BEGIN INSERT INTO cards_changes (bucket_id) VALUES (NEW.bucket_id); END;
-CREATE TRIGGER cards_changes_members_upd AFTER UPDATE ON members
-  BEGIN INSERT INTO cards_changes (bucket_id) SELECT NEW.bucket_id UNION SELECT OLD.bucket_id; END;
-CREATE TRIGGER cards_changes_members_del AFTER DELETE ON members
-  BEGIN INSERT INTO cards_changes (bucket_id) VALUES (OLD.bucket_id); END;
-CREATE TRIGGER cards_changes_buckets_upd AFTER UPDATE ON buckets
-  BEGIN INSERT INTO cards_changes (bucket_id) SELECT NEW.id UNION SELECT OLD.id; END;
-CREATE TRIGGER cards_changes_buckets_del AFTER DELETE ON buckets
-  BEGIN INSERT INTO cards_changes (bucket_id) VALUES (OLD.id); END;
-";
+/// The tables a cards answer is made of: (table, its bucket id column, the
+/// columns whose change matters to the answer; none listed: any update).
+const TABLES: [(&str, &str, &[&str]); 4] = [
+    (
+        "stripe_sources",
+        "bucket_id",
+        &["data", "view", "deleted", "bucket_id", "created", "status"],
+    ),
+    (
+        "stripe_customers",
+        "bucket_id",
+        &["data", "view", "deleted", "bucket_id"],
+    ),
+    ("members", "bucket_id", &[]),
+    ("buckets", "id", &[]),
+];
 
-/// `$1` = the column holding the bucket id (`bucket_id`, or `id` on `buckets`).
+/// An UPDATE trigger's condition: one of `columns` differs (`differ` is the
+/// backend's null-safe "not equal"), or always.
+fn changed(columns: &[&str], differ: &str) -> String {
+    if columns.is_empty() {
+        return "1 = 1".into();
+    }
+    columns
+        .iter()
+        .map(|c| format!("OLD.{c} {differ} NEW.{c}"))
+        .collect::<Vec<_>>()
+        .join(" OR ")
+}
+
+/// SQLite: the log, and per table triggers that append the bucket ids of the
+/// rows written (the old and the new one when an update moves a row).
+fn sqlite_ddl() -> String {
+    let mut sql = String::from(
+        "CREATE TABLE IF NOT EXISTS cards_changes (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            bucket_id TEXT NOT NULL
+        );",
+    );
+    for (table, col, columns) in TABLES {
+        let name = format!("cards_changes_{table}");
+        let when = changed(columns, "IS NOT");
+        sql.push_str(&format!(
+            "DROP TRIGGER IF EXISTS {name}_ins;
+            DROP TRIGGER IF EXISTS {name}_upd;
+            DROP TRIGGER IF EXISTS {name}_del;
+            CREATE TRIGGER {name}_ins AFTER INSERT ON {table} WHEN NEW.{col} IS NOT NULL
+              BEGIN INSERT INTO cards_changes (bucket_id) VALUES (NEW.{col}); END;
+            CREATE TRIGGER {name}_upd AFTER UPDATE ON {table} WHEN {when}
+              BEGIN INSERT INTO cards_changes (bucket_id)
+                SELECT NEW.{col} WHERE NEW.{col} IS NOT NULL
+                UNION SELECT OLD.{col} WHERE OLD.{col} IS NOT NULL; END;
+            CREATE TRIGGER {name}_del AFTER DELETE ON {table} WHEN OLD.{col} IS NOT NULL
+              BEGIN INSERT INTO cards_changes (bucket_id) VALUES (OLD.{col}); END;"
+        ));
+    }
+    sql
+}
+
+/// Postgres: one trigger function (`TG_ARGV[0]` names the bucket id column)
+/// that notifies the bucket ids of the rows written.
 const POSTGRES_FUNCTION: &str = "
 CREATE OR REPLACE FUNCTION paysync_cards_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
@@ -119,47 +127,29 @@ BEGIN
   RETURN NULL;
 END $$";
 
-/// (table, bucket column, what an UPDATE must change to matter).
-const POSTGRES_TABLES: [(&str, &str, &str); 4] = [
-    (
-        "stripe_sources",
-        "bucket_id",
-        "OLD.data IS DISTINCT FROM NEW.data OR OLD.view IS DISTINCT FROM NEW.view \
-         OR OLD.deleted IS DISTINCT FROM NEW.deleted OR OLD.bucket_id IS DISTINCT FROM NEW.bucket_id \
-         OR OLD.created IS DISTINCT FROM NEW.created OR OLD.status IS DISTINCT FROM NEW.status",
-    ),
-    (
-        "stripe_customers",
-        "bucket_id",
-        "OLD.data IS DISTINCT FROM NEW.data OR OLD.view IS DISTINCT FROM NEW.view \
-         OR OLD.deleted IS DISTINCT FROM NEW.deleted OR OLD.bucket_id IS DISTINCT FROM NEW.bucket_id",
-    ),
-    ("members", "bucket_id", "true"),
-    ("buckets", "id", "true"),
-];
-
 /// Install (or bring up to date) the change triggers. Idempotent; several
 /// processes starting at once take turns.
 pub async fn install(db: &Db) -> sqlx::Result<()> {
     let mut tx = db.begin_write().await?;
     match db.backend {
         Backend::Sqlite => {
-            tx.execute(SQLITE).await?;
+            tx.execute(sqlx::AssertSqlSafe(sqlite_ddl())).await?;
         }
         Backend::Postgres => {
             // Replicas starting together would race on the catalog rows.
             tx.execute("SELECT pg_advisory_xact_lock(7023548211)")
                 .await?;
             tx.execute(POSTGRES_FUNCTION).await?;
-            for (table, column, changed) in POSTGRES_TABLES {
+            for (table, col, columns) in TABLES {
                 let name = format!("paysync_cards_{table}");
+                let when = changed(columns, "IS DISTINCT FROM");
                 tx.execute(sqlx::AssertSqlSafe(format!(
                     "DROP TRIGGER IF EXISTS {name}_write ON {table}; \
                      DROP TRIGGER IF EXISTS {name}_update ON {table}; \
                      CREATE TRIGGER {name}_write AFTER INSERT OR DELETE ON {table} \
-                       FOR EACH ROW EXECUTE FUNCTION paysync_cards_changed('{column}'); \
+                       FOR EACH ROW EXECUTE FUNCTION paysync_cards_changed('{col}'); \
                      CREATE TRIGGER {name}_update AFTER UPDATE ON {table} \
-                       FOR EACH ROW WHEN ({changed}) EXECUTE FUNCTION paysync_cards_changed('{column}');"
+                       FOR EACH ROW WHEN ({when}) EXECUTE FUNCTION paysync_cards_changed('{col}');"
                 )))
                 .await?;
             }

@@ -17,10 +17,9 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, Row};
 
-use super::buckets::{Bucket, Role};
 use super::cards_cache::{Answer, Lookup};
 use super::changes::CachedCards;
-use super::reads::{BucketCards, SQL, SourceColumns, defaults, push_card};
+use super::reads::{BucketCards, CUSTOMER, SOURCE, SQL, SourceColumns, defaults, push_card};
 use super::views;
 
 /// A read connection of this thread.
@@ -107,38 +106,19 @@ fn read(
     bucket_id: &str,
     user_id: &str,
 ) -> rusqlite::Result<Option<BucketCards>> {
-    {
-        let mut stmt = conn.prepare_cached(SQL)?;
-        let mut rows = stmt.query((bucket_id, user_id))?;
-        let Some(first) = rows.next()? else {
-            return Ok(None);
-        };
-        // Columns by position (looking names up costs more than reading them): see `reads::SQL`.
-        let role: String = first.get(4)?;
-        let bucket = Bucket {
-            id: first.get(0)?,
-            name: first.get(1)?,
-            stripe_customer_id: first.get(2)?,
-            created_at: first.get(3)?,
-        };
-        let defaults = defaults(first.get(CUSTOMER)?, first.get(CUSTOMER + 1)?).map_err(decode)?;
-        let mut cards = Vec::with_capacity(4);
-        push_card(&mut cards, source(first)?).map_err(decode)?;
-        while let Some(row) = rows.next()? {
-            push_card(&mut cards, source(row)?).map_err(decode)?;
-        }
-        Ok(Some(BucketCards {
-            bucket,
-            role: Role::parse(&role).unwrap_or(Role::Member),
-            cards,
-            defaults,
-        }))
+    let mut stmt = conn.prepare_cached(SQL)?;
+    let mut rows = stmt.query((bucket_id, user_id))?;
+    let Some(first) = rows.next()? else {
+        return Ok(None);
+    };
+    let defaults = defaults(first.get(CUSTOMER)?, first.get(CUSTOMER + 1)?).map_err(decode)?;
+    let mut cards = Vec::with_capacity(4);
+    push_card(&mut cards, source(first)?).map_err(decode)?;
+    while let Some(row) = rows.next()? {
+        push_card(&mut cards, source(row)?).map_err(decode)?;
     }
+    Ok(Some(BucketCards { cards, defaults }))
 }
-
-/// Position of the first source column (`s_id`) and of the first customer column (`c_view`).
-const SOURCE: usize = 5;
-const CUSTOMER: usize = 9;
 
 fn source(row: &Row<'_>) -> rusqlite::Result<SourceColumns> {
     Ok((
@@ -171,10 +151,6 @@ mod tests {
         .unwrap();
         let stmt = conn.prepare(SQL).unwrap();
         let names = stmt.column_names();
-        assert_eq!(
-            &names[..5],
-            ["b_id", "b_name", "b_customer", "b_created_at", "m_role"]
-        );
         assert_eq!(
             &names[SOURCE..SOURCE + 4],
             ["s_id", "s_status", "s_view", "s_data"]
