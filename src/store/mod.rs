@@ -115,7 +115,7 @@ impl Db {
                         conn.execute(
                             "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=10000; \
                              PRAGMA foreign_keys=ON; PRAGMA synchronous=FULL; \
-                             PRAGMA cache_size=-1024;",
+                             PRAGMA cache_size=-512;",
                         )
                         .await?;
                     } else {
