@@ -195,7 +195,7 @@ pub struct ServeArgs {
     #[arg(long = "max-body", env = "PAYSYNC_MAX_BODY", default_value_t = 256 * 1024)]
     pub max_body: usize,
     /// Memory for the cards list answers kept ready, in MiB (0: read each from
-    /// the database). About 2 KiB a bucket with three cards: the default holds 12,000.
+    /// the database). About 2 KiB a bucket with three cards: the default holds about 8,000.
     #[arg(
         long = "cards-cache-mib",
         env = "PAYSYNC_CARDS_CACHE_MIB",
