@@ -107,9 +107,6 @@ impl Db {
                 .await?
                 .map(views::cards_answer));
         };
-        if let Some(path) = &self.sqlite_path {
-            return super::sqlite_read::cards_answer(path, cards, bucket_id, user_id);
-        }
         let ticket = match cards.cache.get(bucket_id, user_id) {
             Lookup::Hit(answer) => return Ok(Some(answer)),
             Lookup::Miss(ticket) => ticket,

@@ -17,20 +17,11 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, Row};
 
-use super::cards_cache::{Answer, Lookup};
-use super::changes::CachedCards;
 use super::reads::{BucketCards, CUSTOMER, SOURCE, SQL, SourceColumns, defaults, push_card};
-use super::views;
-
-/// A read connection of this thread.
-struct Reader {
-    path: PathBuf,
-    conn: Connection,
-}
 
 thread_local! {
     /// This thread's read connections, one per database file (tests open several).
-    static CONNECTIONS: RefCell<Vec<Reader>> = const { RefCell::new(Vec::new()) };
+    static CONNECTIONS: RefCell<Vec<(PathBuf, Connection)>> = const { RefCell::new(Vec::new()) };
 }
 
 pub(super) fn open(path: &Path) -> rusqlite::Result<Connection> {
@@ -44,52 +35,25 @@ pub(super) fn open(path: &Path) -> rusqlite::Result<Connection> {
 }
 
 /// Run `f` on this thread's read connection to `path`, opening it on first use.
-fn with_reader<R>(
+fn with_connection<R>(
     path: &Path,
-    f: impl FnOnce(&mut Reader) -> rusqlite::Result<R>,
+    f: impl FnOnce(&Connection) -> rusqlite::Result<R>,
 ) -> rusqlite::Result<R> {
     CONNECTIONS.with(|cell| {
-        let mut readers = cell.borrow_mut();
-        let i = match readers.iter().position(|r| r.path == path) {
+        let mut conns = cell.borrow_mut();
+        let i = match conns.iter().position(|(p, _)| p == path) {
             Some(i) => i,
             None => {
-                readers.push(Reader {
-                    path: path.to_path_buf(),
-                    conn: open(path)?,
-                });
-                readers.len() - 1
+                conns.push((path.to_path_buf(), open(path)?));
+                conns.len() - 1
             }
         };
-        f(&mut readers[i])
+        f(&conns[i].1)
     })
 }
 
 fn sqlite_error(e: rusqlite::Error) -> sqlx::Error {
     sqlx::Error::Protocol(format!("SQLite read: {e}"))
-}
-
-/// [`Db::cards_answer`](super::Db::cards_answer) on this thread's connection:
-/// from memory, else read and kept (`store::changes` keeps the memory right).
-pub fn cards_answer(
-    path: &Path,
-    cards: &CachedCards,
-    bucket_id: &str,
-    user_id: &str,
-) -> sqlx::Result<Option<Answer>> {
-    with_reader(path, |reader| {
-        let conn = &reader.conn;
-        let ticket = match cards.cache.get(bucket_id, user_id) {
-            Lookup::Hit(answer) => return Ok(Some(answer)),
-            Lookup::Miss(ticket) => ticket,
-        };
-        let Some(found) = read(conn, bucket_id, user_id)? else {
-            return Ok(None);
-        };
-        let answer = views::cards_answer(found);
-        cards.cache.put(ticket, bucket_id, user_id, &answer);
-        Ok(Some(answer))
-    })
-    .map_err(sqlite_error)
 }
 
 /// [`Db::bucket_cards_for_member`](super::Db::bucket_cards_for_member) on this thread's connection.
@@ -98,7 +62,7 @@ pub fn bucket_cards_for_member(
     bucket_id: &str,
     user_id: &str,
 ) -> sqlx::Result<Option<BucketCards>> {
-    with_reader(path, |reader| read(&reader.conn, bucket_id, user_id)).map_err(sqlite_error)
+    with_connection(path, |conn| read(conn, bucket_id, user_id)).map_err(sqlite_error)
 }
 
 fn read(
