@@ -363,6 +363,18 @@ pub async fn write_object_in(
     if done.rows_affected() > 0 {
         return Ok(WriteOutcome::Written);
     }
+    unwritten_outcome(conn, m, wm, force).await
+}
+
+/// Why an upsert under the watermark rule left its row alone: the row is
+/// newer or a tombstone (`Stale`), or of the same second with other content
+/// (`Tie`: only Stripe can order the two).
+pub async fn unwritten_outcome(
+    conn: &mut AnyConnection,
+    m: &Mirror,
+    wm: &Watermark,
+    force: bool,
+) -> sqlx::Result<WriteOutcome> {
     let Some(row) = object_in(conn, m.kind, &m.id).await? else {
         return Ok(WriteOutcome::Stale);
     };
@@ -462,16 +474,19 @@ pub async fn adopt_customer_objects_in(
     Ok(())
 }
 
-/// Forced writes of many objects in one statement per kind (what
-/// [`write_object_in`] does with `force`, for a batch): the ids written. An
-/// object whose row is newer or a tombstone is left alone and not returned.
-/// One id appears once per call (a row cannot be upserted twice in one statement).
-pub async fn write_objects_forced_in(
+/// Writes of many objects in one statement per kind (what
+/// [`write_object_in`] does, for a batch): the ids written. An object whose
+/// row is newer (with `force`: newer than its second) or a tombstone is left
+/// alone and not returned. One id appears once per call (a row cannot be
+/// upserted twice in one statement).
+pub async fn write_objects_in(
     conn: &mut AnyConnection,
     rows: &[(Mirror, Watermark)],
+    force: bool,
 ) -> sqlx::Result<Vec<(Kind, String)>> {
     let mut written = Vec::new();
     let synced = now();
+    let cmp = if force { ">=" } else { ">" };
     for kind in Kind::ALL {
         let of_kind: Vec<&(Mirror, Watermark)> =
             rows.iter().filter(|(m, _)| m.kind == kind).collect();
@@ -485,7 +500,7 @@ pub async fn write_objects_forced_in(
             sql.push_str(&super::placeholders(chunk.len(), 12, 1));
             sql.push_str(&format!(
                 " ON CONFLICT (id) DO UPDATE SET {} \
-                 WHERE {table}.deleted = 0 AND excluded.wm_created >= {table}.wm_created \
+                 WHERE {table}.deleted = 0 AND excluded.wm_created {cmp} {table}.wm_created \
                  RETURNING id",
                 update_set(table)
             ));

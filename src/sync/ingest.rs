@@ -150,25 +150,35 @@ async fn write(intake: &Intake, batch: &[Queued], apply: bool) -> anyhow::Result
     } else {
         Default::default()
     };
+    // `remove`: the same id twice in one batch (a retry racing the first delivery) is new once.
+    let is_new: Vec<bool> = events.iter().map(|e| new.remove(e.id)).collect();
+    let fresh: Vec<Event> = events
+        .iter()
+        .zip(&is_new)
+        .filter(|(_, n)| **n)
+        .map(|(e, _)| e.clone())
+        .collect();
+    let mut results = if apply {
+        events::apply_local_many(&mut tx, &intake.sync, &fresh, &known)
+            .await?
+            .into_iter()
+    } else {
+        Vec::new().into_iter()
+    };
     let mut out = Vec::with_capacity(batch.len());
     let mut applied = Vec::new();
-    for event in &events {
-        // `remove`: the same id twice in one batch (a retry racing the first delivery) is new once.
-        if !new.remove(event.id) {
-            out.push(Received::Duplicate);
-        } else if !apply {
-            out.push(Received::Pending);
+    for (event, is_new) in events.iter().zip(is_new) {
+        out.push(if !is_new {
+            Received::Duplicate
         } else {
-            out.push(
-                match events::apply_local(&mut tx, &intake.sync, event, &known).await? {
-                    Local::Done(result) => {
-                        applied.push(event.id);
-                        Received::Applied(result)
-                    }
-                    Local::NeedsStripe => Received::Pending,
-                },
-            );
-        }
+            match results.next() {
+                Some(Local::Done(result)) => {
+                    applied.push(event.id);
+                    Received::Applied(result)
+                }
+                Some(Local::NeedsStripe) | None => Received::Pending,
+            }
+        });
     }
     mark_many_applied_in(&mut tx, &applied).await?;
     tx.commit().await?;

@@ -26,7 +26,7 @@ use sqlx::AnyConnection;
 
 use crate::store::cursors::set_cursor_in;
 use crate::store::objects::{
-    Stored as Row, customer_objects_in, customer_texts_all_in, write_objects_forced_in,
+    Stored as Row, customer_objects_in, customer_texts_all_in, write_objects_in,
 };
 use crate::store::{Db, Kind, Mirror, Watermark, WriteOutcome, now};
 use crate::stripe::pages::{PAGE, list_all};
@@ -544,7 +544,7 @@ impl Writes {
         if self.rows.is_empty() {
             return Ok(());
         }
-        for (kind, id) in write_objects_forced_in(conn, &self.rows).await? {
+        for (kind, id) in write_objects_in(conn, &self.rows, true).await? {
             let Some(bucket) = self.buckets.get(&(kind, id)) else {
                 continue;
             };

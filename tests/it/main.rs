@@ -3,6 +3,7 @@
 
 mod common;
 
+mod apply_batch;
 mod banks;
 mod cards;
 mod cards_wiremock;

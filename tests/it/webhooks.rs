@@ -83,12 +83,12 @@ async fn inbox_count(db: &Db) -> i64 {
         .unwrap()
 }
 
-fn event(id: &str, ty: &str, created: i64, object: Value) -> String {
+pub(crate) fn event(id: &str, ty: &str, created: i64, object: Value) -> String {
     json!({"id": id, "object": "event", "type": ty, "created": created, "livemode": false, "data": {"object": object}})
         .to_string()
 }
 
-fn card(id: &str, customer: &str, name: &str) -> Value {
+pub(crate) fn card(id: &str, customer: &str, name: &str) -> Value {
     json!({"id": id, "object": "card", "customer": customer, "brand": "Visa", "last4": "4242",
            "exp_month": 12, "exp_year": 2030, "name": name})
 }
@@ -830,7 +830,7 @@ both!(tombstones_win_and_failures_are_parked_then_replayed);
 
 /// One change in a generated history. `tie` = same second as the previous change.
 #[derive(Debug, Clone)]
-enum Op {
+pub(crate) enum Op {
     CardUpdate,
     CardDelete,
     CustomerUpdate,
@@ -840,7 +840,7 @@ enum Op {
     InvoicePay,
 }
 
-fn op_strategy() -> impl proptest::strategy::Strategy<Value = (Op, bool)> {
+pub(crate) fn op_strategy() -> impl proptest::strategy::Strategy<Value = (Op, bool)> {
     use proptest::prelude::*;
     let op = prop_oneof![
         3 => Just(Op::CardUpdate),
@@ -855,13 +855,13 @@ fn op_strategy() -> impl proptest::strategy::Strategy<Value = (Op, bool)> {
 }
 
 /// A history on one customer: the events Stripe would send, and the objects as Stripe has them at the end.
-struct History {
-    events: Vec<String>,
+pub(crate) struct History {
+    pub events: Vec<String>,
     truth: Vec<(Kind, String, Option<Value>)>,
     plan: &'static str,
 }
 
-fn history(case: u64, customer: &str, ops: &[(Op, bool)], t0: i64) -> History {
+pub(crate) fn history(case: u64, customer: &str, ops: &[(Op, bool)], t0: i64) -> History {
     let (card_id, sub_id, inv_id) = (
         format!("card_p{case}"),
         format!("sub_p{case}"),
@@ -1093,7 +1093,7 @@ async fn any_order_any_duplicates_same_cache(b: Backend) {
 }
 
 /// A deterministic Fisher-Yates shuffle from a seed (xorshift).
-fn shuffle<T>(v: &mut [T], mut seed: u64) {
+pub(crate) fn shuffle<T>(v: &mut [T], mut seed: u64) {
     seed |= 1;
     for i in (1..v.len()).rev() {
         seed ^= seed << 13;

@@ -1,0 +1,219 @@
+//! A batch of events applied together (`events::apply_local_many`, what the
+//! webhook intake and the worker do) ends exactly where applying the same
+//! events one by one ends: the same outcome for each event and the same rows.
+
+use paysync::cfg::SyncSettings;
+use paysync::store::Db;
+use paysync::store::WriteOutcome;
+use paysync::store::buckets::{Member, Role, new_id};
+use paysync::sync::events::{self, Applied, Event, Local};
+use proptest::strategy::{Strategy, ValueTree};
+use serde_json::{Value, json};
+use sqlx::Row;
+
+use crate::both;
+use crate::common::*;
+use crate::webhooks::{card, event, history, op_strategy, shuffle};
+
+/// Every mirrored table as text, without the sync time (which differs).
+async fn rows(db: &Db) -> Vec<String> {
+    let mut out = Vec::new();
+    for table in [
+        "stripe_customers",
+        "stripe_sources",
+        "stripe_subscriptions",
+        "stripe_invoices",
+        "stripe_charges",
+    ] {
+        let sql = format!(
+            "SELECT id, bucket_id, customer_id, status, parent_id, created, data, deleted, wm_created, wm_event, view \
+             FROM {table} ORDER BY id"
+        );
+        for r in sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&db.pool)
+            .await
+            .unwrap()
+        {
+            out.push(format!(
+                "{table} {} bucket={:?} customer={} status={:?} parent={:?} created={} deleted={} wm={}/{} view={:?} data={}",
+                r.get::<String, _>("id"),
+                r.get::<Option<String>, _>("bucket_id"),
+                r.get::<String, _>("customer_id"),
+                r.get::<Option<String>, _>("status"),
+                r.get::<Option<String>, _>("parent_id"),
+                r.get::<i64, _>("created"),
+                r.get::<i64, _>("deleted"),
+                r.get::<i64, _>("wm_created"),
+                r.get::<String, _>("wm_event"),
+                r.get::<Option<String>, _>("view"),
+                r.get::<String, _>("data"),
+            ));
+        }
+    }
+    out
+}
+
+/// A database with a bucket linked to each of `customers`, and one more
+/// bucket that a customer's own `metadata.bucket_id` will link during the batch.
+async fn prepared(b: Backend, customers: &[String], bucket: &str, later: &str) -> (TestDb, Db) {
+    let test_db = TestDb::new(b).await;
+    let db = Db::open(&test_db.url).await.unwrap();
+    let owner = [Member {
+        user_id: "alice".into(),
+        role: Role::Owner,
+    }];
+    db.put_bucket(bucket, "batch", &owner).await.unwrap();
+    db.put_bucket(later, "linked by metadata", &owner)
+        .await
+        .unwrap();
+    for c in customers {
+        // One bucket per customer: the first link wins, so give each its own.
+        let own = format!("{bucket}_{c}");
+        db.put_bucket(&own, "batch", &owner).await.unwrap();
+        db.link_customer(&own, c).await.unwrap();
+    }
+    (test_db, db)
+}
+
+/// The events of several generated histories plus the cases that leave the
+/// plain path: a customer of no bucket, a customer linked by its metadata
+/// mid-batch, a detached payment method (no customer in the object), a
+/// customer deletion followed by its card's update, and a type not mirrored.
+fn events(seed: u64, customers: &[String], later: &str) -> Vec<String> {
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let mut all = Vec::new();
+    let t0 = 1_700_000_000;
+    for (case, customer) in customers.iter().enumerate() {
+        let ops = proptest::collection::vec(op_strategy(), 0..25)
+            .new_tree(&mut runner)
+            .unwrap()
+            .current();
+        all.extend(history(seed * 100 + case as u64, customer, &ops, t0).events);
+    }
+    let gone = &customers[0];
+    let evt = |n: &str| format!("evt_x{seed}_{n}");
+    all.extend([
+        event(
+            &evt("stranger"),
+            "customer.source.created",
+            t0,
+            card("card_stranger", "cus_stranger", "s"),
+        ),
+        event(
+            &evt("link"),
+            "customer.created",
+            t0,
+            json!({"id": "cus_meta", "object": "customer", "metadata": {"bucket_id": later}}),
+        ),
+        event(
+            &evt("meta_card"),
+            "customer.source.created",
+            t0 + 1,
+            card("card_meta", "cus_meta", "m"),
+        ),
+        event(
+            &evt("pm"),
+            "payment_method.attached",
+            t0,
+            json!({"id": "pm_x", "object": "payment_method", "customer": gone, "type": "card"}),
+        ),
+        event(
+            &evt("pm_gone"),
+            "payment_method.detached",
+            t0 + 2,
+            json!({"id": "pm_x", "object": "payment_method", "customer": null, "type": "card"}),
+        ),
+        event(
+            &evt("gone"),
+            "customer.deleted",
+            t0 + 30,
+            json!({"id": gone, "object": "customer", "deleted": true}),
+        ),
+        event(
+            &evt("late"),
+            "customer.source.updated",
+            t0 + 31,
+            card("card_late", gone, "late"),
+        ),
+        event(
+            &evt("other"),
+            "balance.available",
+            t0,
+            json!({"object": "balance"}),
+        ),
+    ]);
+    shuffle(&mut all, seed);
+    all
+}
+
+async fn a_batch_ends_where_one_by_one_ends(b: Backend) {
+    let sync = SyncSettings::default();
+    let mut outcomes = Vec::new();
+    for seed in 1..=4u64 {
+        let customers: Vec<String> = (0..6).map(|i| format!("cus_b{seed}_{i}")).collect();
+        let (bucket, later) = (new_id(), new_id());
+        let bodies = events(seed, &customers, &later);
+        let values: Vec<Value> = bodies
+            .iter()
+            .map(|s| serde_json::from_str(s).unwrap())
+            .collect();
+        let evs: Vec<Event> = values.iter().map(|v| Event::parse(v).unwrap()).collect();
+
+        let (_one_db, one) = prepared(b, &customers, &bucket, &later).await;
+        let mut each = Vec::new();
+        for e in &evs {
+            let mut tx = one.begin_write().await.unwrap();
+            let known = events::read_ahead(&mut tx, std::slice::from_ref(e))
+                .await
+                .unwrap();
+            each.push(
+                events::apply_local(&mut tx, &sync, e, &known)
+                    .await
+                    .unwrap(),
+            );
+            tx.commit().await.unwrap();
+        }
+
+        let (_many_db, many) = prepared(b, &customers, &bucket, &later).await;
+        let mut tx = many.begin_write().await.unwrap();
+        let known = events::read_ahead(&mut tx, &evs).await.unwrap();
+        let together = events::apply_local_many(&mut tx, &sync, &evs, &known)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+
+        for ((e, a), b) in evs.iter().zip(&each).zip(&together) {
+            assert_eq!(a, b, "seed {seed}: outcome of {} {}", e.id, e.r#type);
+        }
+        assert_eq!(each.len(), together.len());
+        let (want, got) = (rows(&one).await, rows(&many).await);
+        assert!(
+            want.len() > customers.len() * 3,
+            "the histories stored rows"
+        );
+        assert_eq!(want, got, "seed {seed}: the same rows");
+        outcomes.extend(together);
+    }
+    // The batches held what makes the paths differ: rows written, rows left
+    // stale, ties only Stripe can order, events the plain path does not take.
+    for (what, seen) in [
+        (
+            "written",
+            outcomes.contains(&Local::Done(Applied::Stored(WriteOutcome::Written))),
+        ),
+        (
+            "stale",
+            outcomes.contains(&Local::Done(Applied::Stored(WriteOutcome::Stale))),
+        ),
+        ("a tie", outcomes.contains(&Local::NeedsStripe)),
+        ("ignored", outcomes.contains(&Local::Done(Applied::Ignored))),
+        (
+            "not mirrored",
+            outcomes.contains(&Local::Done(Applied::NotMirrored)),
+        ),
+    ] {
+        assert!(seen, "no event came out {what}");
+    }
+}
+
+both!(a_batch_ends_where_one_by_one_ends);
