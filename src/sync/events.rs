@@ -232,7 +232,8 @@ pub async fn apply_local(
 /// earlier one's row); any other event (a customer not read ahead, a
 /// customer deletion, a detached payment method) first writes the run, then
 /// goes through [`apply_local`], so each event sees every earlier one.
-/// Outcomes are the same as applying the events one by one.
+/// Outcomes are the same as applying the events one by one (and the inbox
+/// re-applying those of a customer that the batch linked to a bucket).
 pub async fn apply_local_many(
     conn: &mut AnyConnection,
     sync: &SyncSettings,
@@ -241,6 +242,7 @@ pub async fn apply_local_many(
 ) -> sqlx::Result<Vec<Local>> {
     let mut out: Vec<Option<Local>> = vec![None; events.len()];
     let mut run = Run::default();
+    let mut linked: HashSet<&str> = HashSet::new();
     for (i, e) in events.iter().enumerate() {
         if !mirrored(e.r#type) {
             out[i] = Some(Local::Done(Applied::NotMirrored));
@@ -255,15 +257,41 @@ pub async fn apply_local_many(
             }
             None => {
                 run.write(conn, events, &mut out).await?;
-                out[i] = Some(apply_local(conn, sync, e, known).await?);
+                let local = apply_local(conn, sync, e, known).await?;
+                if let Some(customer) = newly_linked(e, known, &local) {
+                    linked.insert(customer);
+                }
+                out[i] = Some(local);
             }
         }
     }
     run.write(conn, events, &mut out).await?;
+    // A customer linked by this batch (its metadata named a bucket): its
+    // events earlier in the batch were ignored (customer of no bucket) and
+    // apply now. The inbox requeues such events when they are already marked
+    // applied; these are not marked yet, so the requeue cannot see them.
+    if !linked.is_empty() {
+        for (i, e) in events.iter().enumerate() {
+            let ignored = out[i] == Some(Local::Done(Applied::Ignored));
+            if ignored && apply::customer_of(e.object).is_some_and(|c| linked.contains(c)) {
+                out[i] = Some(apply_local(conn, sync, e, known).await?);
+            }
+        }
+    }
     Ok(out
         .into_iter()
         .map(|o| o.unwrap_or(Local::Done(Applied::Ignored)))
         .collect())
+}
+
+/// The customer an event just linked to a bucket: a customer object not
+/// linked when the batch was read ahead, now stored.
+fn newly_linked<'a>(e: &Event<'a>, known: &KnownBuckets, local: &Local) -> Option<&'a str> {
+    let stored = matches!(local, Local::Done(Applied::Stored(WriteOutcome::Written)));
+    let customer = (apply::kind_of(e.object) == Some(Kind::Customer))
+        .then(|| json::str(e.object, "id"))
+        .flatten()?;
+    (stored && !known.contains_key(customer)).then_some(customer)
 }
 
 /// The row [`apply_local`] would upsert for this event when that is all it
