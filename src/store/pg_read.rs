@@ -1,38 +1,69 @@
-//! The hottest read on Postgres, on connections of its own.
+//! The hottest read on Postgres, on connections of its own, coalesced.
 //!
 //! sqlx's pool pings every connection it takes back (a Sync message and a
 //! wait for ReadyForQuery: a second round trip to the server for each query,
 //! which on a small machine costs the Postgres backend about as much as the
 //! query itself), and the `Any` driver converts every row. The cards list,
 //! paysync's most frequent request, runs instead on a few native
-//! `PgConnection`s held here: one round trip per read, rows read natively.
+//! `PgConnection`s held by reader tasks here.
 //!
-//! Same SQL and same rows as [`Db::bucket_cards_for_member`](super::Db::bucket_cards_for_member)
-//! on SQLite. A connection that fails a query is dropped and the next read
-//! on that slot opens a new one.
+//! Reads that arrive while every reader is busy wait in a queue, and the next
+//! free reader answers all of them (up to [`BATCH`]) with one statement: the
+//! one-bucket read of `reads`, run `LATERAL` for each (bucket, user) pair.
+//! Under load a read's cost is mostly the round trip — waking a Postgres
+//! backend, parsing, planning the execution, waking us again — not its few
+//! index lookups, so a batch costs little more than one read and a burst of
+//! cache misses no longer queues behind one round trip each.
+//!
+//! A connection that fails a query is dropped (every read of that batch gets
+//! the error) and the reader opens a new one for its next batch.
 
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
-use sqlx::postgres::PgConnection;
-use sqlx::{Connection, Executor};
-use tokio::sync::Mutex;
+use sqlx::postgres::{PgConnection, PgRow};
+use sqlx::{Connection, Executor, Row};
+use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::reads::{BucketCards, SQL, from_rows};
+use super::reads::{BucketCards, cards_select, from_rows};
 
-/// How many connections the hot read keeps (reads wait for one when all are busy).
-const CONNECTIONS: usize = 4;
+/// How many reader tasks (each with its connection) answer the queue.
+const READERS: usize = 2;
+/// The most reads answered by one statement.
+const BATCH: usize = 64;
+
+/// Every (bucket, user) pair of the arrays `$1`, `$2` with its position `i`
+/// (from 1), and the rows the one-bucket read gives for it; a pair whose
+/// user is not a member gives none. Column positions are those of
+/// `reads::SQL`, `i` after them.
+const SQL: &str = concat!(
+    "SELECT x.s_id, x.s_status, x.s_view, x.s_data, x.c_view, x.c_data, x.s_created, q.i \
+     FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS q(bucket_id, user_id, i) \
+     CROSS JOIN LATERAL (",
+    cards_select!("q.bucket_id", "q.user_id"),
+    ") x ORDER BY q.i, x.s_created DESC, x.s_id DESC"
+);
+/// Position of `i` in [`SQL`].
+const POSITION: usize = 7;
+
+type Answer = sqlx::Result<Option<BucketCards>>;
+
+struct Ask {
+    bucket_id: String,
+    user_id: String,
+    reply: oneshot::Sender<Answer>,
+}
 
 pub struct PgReads {
     url: String,
-    slots: Vec<Mutex<Option<PgConnection>>>,
-    next: AtomicUsize,
+    /// The queue of the reader tasks, started on first use (inside the runtime).
+    queue: OnceLock<mpsc::Sender<Ask>>,
 }
 
 impl fmt::Debug for PgReads {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PgReads")
-            .field("connections", &self.slots.len())
+            .field("readers", &READERS)
             .finish()
     }
 }
@@ -41,47 +72,94 @@ impl PgReads {
     pub fn new(url: &str) -> PgReads {
         PgReads {
             url: url.to_string(),
-            slots: (0..CONNECTIONS).map(|_| Mutex::new(None)).collect(),
-            next: AtomicUsize::new(0),
+            queue: OnceLock::new(),
         }
     }
 
-    /// [`Db::bucket_cards_for_member`](super::Db::bucket_cards_for_member) on one of these connections.
-    pub async fn bucket_cards_for_member(
-        &self,
-        bucket_id: &str,
-        user_id: &str,
-    ) -> sqlx::Result<Option<BucketCards>> {
-        // A free slot if there is one, else wait for the next one round the ring.
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let n = self.slots.len();
-        let free = (0..n).find_map(|i| self.slots[(start + i) % n].try_lock().ok());
-        let mut slot = match free {
-            Some(slot) => slot,
-            None => self.slots[start % n].lock().await,
+    /// [`Db::bucket_cards_for_member`](super::Db::bucket_cards_for_member) by the reader tasks.
+    pub async fn bucket_cards_for_member(&self, bucket_id: &str, user_id: &str) -> Answer {
+        let queue = self.queue.get_or_init(|| start(&self.url));
+        let (reply, answer) = oneshot::channel();
+        let ask = Ask {
+            bucket_id: bucket_id.to_string(),
+            user_id: user_id.to_string(),
+            reply,
         };
-        if slot.is_none() {
-            let mut conn = PgConnection::connect(&self.url).await?;
-            conn.execute("SET max_parallel_workers_per_gather = 0")
-                .await?;
-            *slot = Some(conn);
-        }
-        let Some(conn) = slot.as_mut() else {
-            return Ok(None);
-        };
-        let rows = match sqlx::query(SQL)
-            .bind(bucket_id)
-            .bind(user_id)
-            .fetch_all(&mut *conn)
-            .await
-        {
-            Ok(rows) => rows,
-            Err(e) => {
-                *slot = None; // a broken or confused connection is not reused
-                return Err(e);
-            }
-        };
-        drop(slot);
-        from_rows(&rows)
+        let stopped = || sqlx::Error::Protocol("the Postgres card readers stopped".into());
+        queue.send(ask).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
+}
+
+/// Start the readers; they end when the queue's sender (the `PgReads`) is dropped.
+fn start(url: &str) -> mpsc::Sender<Ask> {
+    let (tx, rx) = mpsc::channel::<Ask>(READERS * BATCH);
+    let rx = Arc::new(Mutex::new(rx));
+    for _ in 0..READERS {
+        let (rx, url) = (rx.clone(), url.to_string());
+        tokio::spawn(async move {
+            let mut conn: Option<PgConnection> = None;
+            let mut asks = Vec::with_capacity(BATCH);
+            // The lock is held only while waiting for asks: one reader waits,
+            // the others are running their batch or waiting their turn.
+            while rx.lock().await.recv_many(&mut asks, BATCH).await > 0 {
+                match answer(&mut conn, &url, &asks).await {
+                    Ok(answers) => {
+                        for (ask, answer) in asks.drain(..).zip(answers) {
+                            let _ = ask.reply.send(answer);
+                        }
+                    }
+                    Err(e) => {
+                        conn = None; // a broken or confused connection is not reused
+                        let msg = format!("Postgres cards read: {e}");
+                        for ask in asks.drain(..) {
+                            let _ = ask.reply.send(Err(sqlx::Error::Protocol(msg.clone())));
+                        }
+                    }
+                }
+            }
+        });
+    }
+    tx
+}
+
+/// One statement for all `asks`: their answers, in order.
+async fn answer(
+    conn: &mut Option<PgConnection>,
+    url: &str,
+    asks: &[Ask],
+) -> sqlx::Result<Vec<Answer>> {
+    let conn = match conn {
+        Some(conn) => conn,
+        None => {
+            let mut new = PgConnection::connect(url).await?;
+            new.execute("SET max_parallel_workers_per_gather = 0")
+                .await?;
+            conn.insert(new)
+        }
+    };
+    let buckets: Vec<&str> = asks.iter().map(|a| a.bucket_id.as_str()).collect();
+    let users: Vec<&str> = asks.iter().map(|a| a.user_id.as_str()).collect();
+    let rows = sqlx::query(SQL)
+        .bind(&buckets)
+        .bind(&users)
+        .fetch_all(&mut *conn)
+        .await?;
+    split(&rows, asks.len())
+}
+
+/// The rows of [`SQL`], ordered by position, as one answer per ask.
+fn split(rows: &[PgRow], asks: usize) -> sqlx::Result<Vec<Answer>> {
+    let mut out = Vec::with_capacity(asks);
+    let mut rest = rows;
+    for i in 1..=asks as i64 {
+        let mut n = 0;
+        while n < rest.len() && rest[n].try_get::<i64, _>(POSITION)? == i {
+            n += 1;
+        }
+        let (mine, after) = rest.split_at(n);
+        out.push(from_rows(mine));
+        rest = after;
+    }
+    Ok(out)
 }

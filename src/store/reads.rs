@@ -26,20 +26,36 @@ pub struct CardText {
     pub json: String,
 }
 
+/// The columns and joins of the cards read, for one bucket and member
+/// (`$1`, `$2`), newest card first. A macro so that [`SQL`] and the batched
+/// read of `pg_read` are one text (`concat!` takes only literals).
+macro_rules! cards_select {
+    ($bucket:literal, $user:literal) => {
+        concat!(
+            "SELECT s.id AS s_id, s.status AS s_status, \
+               CASE WHEN s.view = '' THEN s.data ELSE s.view END AS s_view, \
+               CASE WHEN s.view IS NULL THEN s.data END AS s_data, \
+               c.view AS c_view, CASE WHEN c.view IS NULL THEN c.data END AS c_data, \
+               s.created AS s_created \
+             FROM members m \
+             JOIN buckets b ON b.id = m.bucket_id \
+             LEFT JOIN stripe_sources s ON s.bucket_id = b.id AND s.deleted = 0 \
+               AND (s.view IS NULL OR s.view <> 'null') \
+             LEFT JOIN stripe_customers c ON c.id = b.stripe_customer_id AND c.deleted = 0 \
+             WHERE m.bucket_id = ",
+            $bucket,
+            " AND m.user_id = ",
+            $user,
+            " ORDER BY s.created DESC, s.id DESC \
+             LIMIT 1000"
+        )
+    };
+}
+pub(super) use cards_select;
+
 /// Shared with `sqlite_read`, which runs it without sqlx on SQLite files.
 /// `data` is read only for rows stored without a view (see `store::views`).
-pub(super) const SQL: &str = "SELECT s.id AS s_id, s.status AS s_status, \
-       CASE WHEN s.view = '' THEN s.data ELSE s.view END AS s_view, \
-       CASE WHEN s.view IS NULL THEN s.data END AS s_data, \
-       c.view AS c_view, CASE WHEN c.view IS NULL THEN c.data END AS c_data \
-     FROM members m \
-     JOIN buckets b ON b.id = m.bucket_id \
-     LEFT JOIN stripe_sources s ON s.bucket_id = b.id AND s.deleted = 0 \
-       AND (s.view IS NULL OR s.view <> 'null') \
-     LEFT JOIN stripe_customers c ON c.id = b.stripe_customer_id AND c.deleted = 0 \
-     WHERE m.bucket_id = $1 AND m.user_id = $2 \
-     ORDER BY s.created DESC, s.id DESC \
-     LIMIT 1000";
+pub(super) const SQL: &str = cards_select!("$1", "$2");
 
 /// Position in [`SQL`] of the first source column (`s_id`) and of the first
 /// customer column (`c_view`): columns are read by position (looking names up

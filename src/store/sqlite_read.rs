@@ -119,6 +119,6 @@ mod tests {
             &names[SOURCE..SOURCE + 4],
             ["s_id", "s_status", "s_view", "s_data"]
         );
-        assert_eq!(&names[CUSTOMER..], ["c_view", "c_data"]);
+        assert_eq!(&names[CUSTOMER..CUSTOMER + 2], ["c_view", "c_data"]);
     }
 }

@@ -814,7 +814,75 @@ async fn own_writes_are_read_at_once(b: Backend) {
     );
 }
 
+/// Many reads at once, of many buckets, by members and by others: each gets
+/// its own bucket's cards, default first, or nothing (on Postgres concurrent
+/// reads are answered together, several buckets by one statement).
+async fn concurrent_reads_get_their_own_answers(b: Backend) {
+    let test_db = TestDb::new(b).await;
+    let db = paysync::store::Db::open(&test_db.url).await.unwrap();
+    let wm = Watermark::api("test");
+    let mut buckets = Vec::new();
+    for i in 0..24 {
+        let bucket = paysync::store::buckets::new_id();
+        let owner = paysync::store::buckets::Member {
+            user_id: format!("user{i}"),
+            role: Role::Owner,
+        };
+        db.put_bucket(&bucket, "many", &[owner]).await.unwrap();
+        let customer = format!("cus_many{i}");
+        db.link_customer(&bucket, &customer).await.unwrap();
+        // i % 4 cards, the oldest the default: listed first, then newest first.
+        let cards: Vec<String> = (0..i % 4).map(|k| format!("card_many{i}_{k}")).collect();
+        let obj = json!({"object": "customer", "id": customer, "created": 1_700_000_000,
+            "default_source": cards.first(), "metadata": {"bucket_id": bucket}});
+        paysync::sync::apply::store(&db, &obj, &wm, false, true)
+            .await
+            .unwrap();
+        for (k, card) in cards.iter().enumerate() {
+            let obj = json!({"object": "card", "id": card, "customer": customer,
+                "last4": "4242", "created": 1_700_000_000 + k as i64});
+            paysync::sync::apply::store(&db, &obj, &wm, false, true)
+                .await
+                .unwrap();
+        }
+        let mut listed = cards.clone();
+        if listed.len() > 1 {
+            listed[1..].reverse();
+        }
+        buckets.push((bucket, listed));
+    }
+    let reads = (0..600).map(|n| {
+        let (db, buckets) = (db.clone(), &buckets);
+        async move {
+            let i = n % buckets.len();
+            // Every third read by a user of another bucket.
+            let user = format!(
+                "user{}",
+                if n % 3 == 0 {
+                    (i + 1) % buckets.len()
+                } else {
+                    i
+                }
+            );
+            let got = db.cards_answer(&buckets[i].0, &user).await.unwrap();
+            (n, i, got)
+        }
+    });
+    for (n, i, got) in futures::future::join_all(reads).await {
+        if n % 3 == 0 {
+            assert_eq!(got, None, "read {n}: not a member of bucket {i}");
+            continue;
+        }
+        let listed = match got.expect("a member") {
+            Some(bytes) => ids(&serde_json::from_slice(&bytes).unwrap()),
+            None => Vec::new(),
+        };
+        assert_eq!(listed, buckets[i].1, "read {n}: bucket {i}'s cards");
+    }
+}
+
 both!(
     list_follows_changes_made_elsewhere,
-    own_writes_are_read_at_once
+    own_writes_are_read_at_once,
+    concurrent_reads_get_their_own_answers
 );
