@@ -86,6 +86,37 @@ fn sqlite_file(url: &str) -> Option<PathBuf> {
     (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
 }
 
+/// A pool connection kept by a writer that writes all the time (the webhook
+/// intake), instead of one taken from the pool per transaction.
+///
+/// The pool hands its idle connections out in turn, and on SQLite each
+/// connection has its own page cache, which a transaction must drop when
+/// another connection wrote since: under a webhook burst every batch started
+/// on a cold cache and read its B-tree pages back from the file. A writer
+/// that keeps its connection finds its own last writes cached.
+#[derive(Default)]
+pub struct Held(Option<sqlx::pool::PoolConnection<sqlx::Any>>);
+
+impl Held {
+    /// The kept connection, taken from the pool the first time.
+    pub async fn get(&mut self, db: &Db) -> sqlx::Result<&mut sqlx::AnyConnection> {
+        let conn = match self.0.take() {
+            Some(conn) => conn,
+            None => db.pool.acquire().await?,
+        };
+        Ok(&mut **self.0.insert(conn))
+    }
+
+    /// After an error: the connection may be broken, so it is closed, not
+    /// returned to the pool (whose connections are not tested on the way
+    /// out); the next [`Held::get`] takes another.
+    pub fn drop_connection(&mut self) {
+        if let Some(conn) = self.0.take() {
+            drop(conn.detach());
+        }
+    }
+}
+
 impl Db {
     /// Connect (creating a SQLite file if missing). Does not migrate.
     pub async fn connect(url: &str) -> anyhow::Result<Db> {
@@ -201,6 +232,18 @@ impl Db {
         match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
             Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
+    /// [`Db::begin_write`] on a connection the caller keeps (see [`Held`]).
+    pub async fn begin_write_on<'c>(
+        &self,
+        conn: &'c mut sqlx::AnyConnection,
+    ) -> sqlx::Result<sqlx::Transaction<'c, sqlx::Any>> {
+        use sqlx::Connection;
+        match self.backend {
+            Backend::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => conn.begin().await,
         }
     }
 

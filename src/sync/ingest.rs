@@ -26,7 +26,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::cfg::SyncSettings;
 use crate::store::inbox::{NewEvent, insert_events_in, mark_many_applied_in};
-use crate::store::{Db, now};
+use crate::store::{Db, Held, now};
 use crate::sync::events::{self, Applied, Event, Local};
 
 /// The most deliveries written in one transaction.
@@ -94,14 +94,19 @@ fn spawn(intake: Intake) -> mpsc::Sender<Queued> {
     let (tx, mut rx) = mpsc::channel::<Queued>(4 * MAX_BATCH);
     tokio::spawn(async move {
         let mut batch = Vec::with_capacity(MAX_BATCH);
+        let mut held = Held::default();
         while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-            let outcome = match write(&intake, &batch, true).await {
+            let outcome = match write(&intake, &mut held, &batch, true).await {
                 Ok(received) => Ok(received),
                 Err(e) => {
+                    held.drop_connection();
                     tracing::warn!(error = %e, deliveries = batch.len(), "applying deliveries in their transaction failed; storing them for the worker");
-                    write(&intake, &batch, false).await
+                    write(&intake, &mut held, &batch, false).await
                 }
             };
+            if outcome.is_err() {
+                held.drop_connection();
+            }
             match outcome {
                 Ok(received) => {
                     if received.contains(&Received::Pending) {
@@ -126,7 +131,12 @@ fn spawn(intake: Intake) -> mpsc::Sender<Queued> {
 
 /// Store a batch in one transaction, applying each new event in it when
 /// `apply` (else every new event is left pending for the worker).
-async fn write(intake: &Intake, batch: &[Queued], apply: bool) -> anyhow::Result<Vec<Received>> {
+async fn write(
+    intake: &Intake,
+    held: &mut Held,
+    batch: &[Queued],
+    apply: bool,
+) -> anyhow::Result<Vec<Received>> {
     let events = batch
         .iter()
         .map(|q| Event::parse(&q.delivery.value))
@@ -143,7 +153,10 @@ async fn write(intake: &Intake, batch: &[Queued], apply: bool) -> anyhow::Result
             source: "webhook",
         })
         .collect();
-    let mut tx = intake.db.begin_write().await?;
+    let mut tx = intake
+        .db
+        .begin_write_on(held.get(&intake.db).await?)
+        .await?;
     let mut new = insert_events_in(&mut tx, &rows, now()).await?;
     let known = if apply {
         events::read_ahead(&mut tx, &events).await?
