@@ -57,6 +57,7 @@ async fn refresh_db_gauges(db: &Db) -> sqlx::Result<()> {
     let t = now();
     let (depth, oldest) = db.inbox_backlog().await?;
     metrics::gauge!("paysync_inbox_depth").set(depth as f64);
+    metrics::gauge!("paysync_cards_cache_bytes").set(db.cards_cached_bytes() as f64);
     metrics::gauge!("paysync_inbox_oldest_unapplied_seconds")
         .set(oldest.map(|o| (t - o).max(0)).unwrap_or(0) as f64);
     for state in ["failed", "dead"] {

@@ -6,6 +6,9 @@
 //! cards come out as the JSON text the API answers with (their stored
 //! `view`, see `store::views`), so the read parses and serializes nothing.
 
+use std::sync::LazyLock;
+
+use metrics::Counter;
 use sqlx::Row;
 
 use super::Db;
@@ -109,6 +112,18 @@ pub(super) fn defaults(
     })
 }
 
+/// Cards answers served from memory, and read from the database instead
+/// (`paysync_cards_cache_{hits,misses}_total`). Handles kept: this is the
+/// hottest path, and a lookup by name costs more than the count.
+static CACHE_HITS: LazyLock<Counter> = LazyLock::new(|| {
+    crate::metrics::handle();
+    metrics::counter!("paysync_cards_cache_hits_total")
+});
+static CACHE_MISSES: LazyLock<Counter> = LazyLock::new(|| {
+    crate::metrics::handle();
+    metrics::counter!("paysync_cards_cache_misses_total")
+});
+
 impl Db {
     /// The cards list answer for a member of the bucket (None: no such bucket,
     /// or not a member), from memory when the cards cache holds it.
@@ -124,9 +139,13 @@ impl Db {
                 .map(views::cards_answer));
         };
         let ticket = match cards.cache.get(bucket_id, user_id) {
-            Lookup::Hit(answer) => return Ok(Some(answer)),
+            Lookup::Hit(answer) => {
+                CACHE_HITS.increment(1);
+                return Ok(Some(answer));
+            }
             Lookup::Miss(ticket) => ticket,
         };
+        CACHE_MISSES.increment(1);
         let Some(found) = self.bucket_cards_for_member(bucket_id, user_id).await? else {
             return Ok(None);
         };

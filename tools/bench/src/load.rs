@@ -42,6 +42,8 @@ pub struct Outcome {
     pub first_error: Option<String>,
     pub hist: Histogram<u64>,
     pub elapsed: Duration,
+    /// CPU seconds (user + system) the server spent in the measured window.
+    pub server_cpu: Option<f64>,
 }
 
 impl Outcome {
@@ -57,21 +59,45 @@ impl Outcome {
             "p99_ms": q(0.99),
             "max_ms": self.hist.max() as f64 / 1000.0,
             "seconds": secs,
+            // Less noisy than req/s on a shared machine: what one answer costs the server.
+            "server_cpu_us_per_req": self.server_cpu
+                .map(|cpu| (cpu * 1e6 / self.ok.max(1) as f64 * 10.0).round() / 10.0),
         })
     }
 }
 
-/// Closed-loop load on `conns` connections for `warmup + duration`.
+/// CPU seconds (user + system) process `pid` has used so far.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) in parentheses:
+    // state is the first, utime the 12th, stime the 13th; in clock ticks.
+    let mut rest = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let utime: f64 = rest.next()?.parse().ok()?;
+    let stime: f64 = rest.next()?.parse().ok()?;
+    // USER_HZ: 100 on every Linux architecture this runs on.
+    Some((utime + stime) / 100.0)
+}
+
+/// Closed-loop load on `conns` connections for `warmup + duration`; the CPU
+/// time of process `server` in the measured window when given.
 pub async fn run(
     addr: SocketAddr,
     target: Arc<dyn Target>,
     conns: usize,
     warmup: Duration,
     duration: Duration,
+    server: Option<u32>,
 ) -> anyhow::Result<Outcome> {
     let start = Instant::now();
     let measure_from = start + warmup;
     let until = measure_from + duration;
+    let cpu = tokio::spawn(async move {
+        let server = server?;
+        tokio::time::sleep_until(measure_from.into()).await;
+        let from = cpu_seconds(server)?;
+        tokio::time::sleep_until(until.into()).await;
+        Some(cpu_seconds(server)? - from)
+    });
     let mut tasks = Vec::new();
     for c in 0..conns {
         let target = target.clone();
@@ -128,6 +154,7 @@ pub async fn run(
         first_error: None,
         hist: Histogram::new_with_bounds(1, 60_000_000, 3)?,
         elapsed: duration,
+        server_cpu: None,
     };
     for t in tasks {
         let (ok, errors, first_error, hist) = t.await??;
@@ -138,6 +165,7 @@ pub async fn run(
         }
         out.hist.add(&hist)?;
     }
+    out.server_cpu = cpu.await?;
     Ok(out)
 }
 

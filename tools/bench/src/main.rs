@@ -317,21 +317,40 @@ impl Suite {
                     conns,
                     s.warmup,
                     s.duration,
+                    Some(app.pid()),
                 )
                 .await?;
                 let target = Arc::new(Random {
                     template: read_path.to_string(),
                     tokens: tokens.clone(),
                 });
-                let read = load::run(app.addr, target, conns, s.warmup, s.duration).await?;
+                let before = cache_counts(app.addr).await;
+                let read = load::run(
+                    app.addr,
+                    target,
+                    conns,
+                    s.warmup,
+                    s.duration,
+                    Some(app.pid()),
+                )
+                .await?;
+                let after = cache_counts(app.addr).await;
                 let ratio = read.ok as f64 / health.ok.max(1) as f64;
+                let cache = match (before, after) {
+                    (Some(b), Some(a)) => {
+                        let (hits, misses) = (a.hits - b.hits, a.misses - b.misses);
+                        json!({"hits": hits, "misses": misses, "bytes_at_end": a.bytes,
+                               "hit_ratio": ((hits / (hits + misses).max(1.0)) * 1000.0).round() / 1000.0})
+                    }
+                    _ => Value::Null,
+                };
                 self.emit(
                     "reads",
                     json!({"route": route, "path": read_path, "connections": conns,
                            "buckets": s.buckets, "cards_per_bucket": s.cards,
                            "seconds": s.duration.as_secs_f64(), "http": "1.1 keep-alive",
                            "server_rust_log": self.rust_log, "seed_seconds": seed_secs}),
-                    json!({"read": read.json(), "healthz": health.json(),
+                    json!({"read": read.json(), "healthz": health.json(), "cards_cache": cache,
                            "ratio_read_over_healthz": (ratio * 1000.0).round() / 1000.0}),
                 )?;
             }
@@ -421,6 +440,35 @@ fn url_of(s: &str) -> anyhow::Result<reqwest::Url> {
 
 fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 10_000.0).round() / 10.0
+}
+
+/// The cards cache counters of the server's `/metrics` (warm-up included).
+struct CacheCounts {
+    hits: f64,
+    misses: f64,
+    bytes: f64,
+}
+
+async fn cache_counts(addr: std::net::SocketAddr) -> Option<CacheCounts> {
+    let (status, body) = load::get(addr, "/metrics", None).await.ok()?;
+    if status != 200 {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&body);
+    let value = |name: &str| {
+        text.lines().find_map(|l| {
+            l.strip_prefix(name)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+    };
+    Some(CacheCounts {
+        hits: value("paysync_cards_cache_hits_total").unwrap_or(0.0),
+        misses: value("paysync_cards_cache_misses_total").unwrap_or(0.0),
+        bytes: value("paysync_cards_cache_bytes").unwrap_or(0.0),
+    })
 }
 
 /// The same path every time (`/healthz`).
