@@ -154,6 +154,9 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // A worker's first allocation gives it a malloc arena of its own
+        // (see `limit_malloc_arenas` in main.rs): made here, as it starts.
+        .on_thread_start(|| drop(std::hint::black_box(Box::new(0u64))))
         .build()
     {
         Ok(rt) => rt,
