@@ -93,7 +93,8 @@ fn sqlite_file(url: &str) -> Option<PathBuf> {
 /// connection has its own page cache, which a transaction must drop when
 /// another connection wrote since: under a webhook burst every batch started
 /// on a cold cache and read its B-tree pages back from the file. A writer
-/// that keeps its connection finds its own last writes cached.
+/// that keeps its connection through a burst finds its own last writes
+/// cached.
 #[derive(Default)]
 pub struct Held(Option<sqlx::pool::PoolConnection<sqlx::Any>>);
 
@@ -105,6 +106,12 @@ impl Held {
             None => db.pool.acquire().await?,
         };
         Ok(&mut **self.0.insert(conn))
+    }
+
+    /// Give the connection back to the pool (when the writer has nothing to
+    /// do: the pool's idle timeout and lifetime apply to it again).
+    pub fn release(&mut self) {
+        self.0 = None;
     }
 
     /// After an error: the connection may be broken, so it is closed, not

@@ -106,6 +106,8 @@ fn spawn(intake: Intake) -> mpsc::Sender<Queued> {
             };
             if outcome.is_err() {
                 held.drop_connection();
+            } else if rx.is_empty() {
+                held.release();
             }
             match outcome {
                 Ok(received) => {
