@@ -86,6 +86,13 @@ fn sqlite_file(url: &str) -> Option<PathBuf> {
     (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
 }
 
+/// Run on every Postgres connection (the pool's and `pg_read`'s). Every query
+/// here is a few index lookups. Postgres may still plan a parallel scan for a
+/// prepared statement's generic plan once its statistics guess many rows per
+/// customer, and starting the workers costs milliseconds a query (it made the
+/// full reconcile 3× slower).
+pub(super) const POSTGRES_SESSION: &str = "SET max_parallel_workers_per_gather = 0";
+
 /// A pool connection kept by a writer that writes all the time (the webhook
 /// intake), instead of one taken from the pool per transaction.
 ///
@@ -157,12 +164,7 @@ impl Db {
                         )
                         .await?;
                     } else {
-                        // Every query here is a few index lookups. Postgres may still plan
-                        // a parallel scan for a prepared statement's generic plan once its
-                        // statistics guess many rows per customer, and starting the workers
-                        // costs milliseconds a query (it made the full reconcile 3× slower).
-                        conn.execute("SET max_parallel_workers_per_gather = 0")
-                            .await?;
+                        conn.execute(POSTGRES_SESSION).await?;
                     }
                     Ok(())
                 })
@@ -236,10 +238,7 @@ impl Db {
     /// writes later fails with "database is locked" when another writer got
     /// in between, instead of waiting its turn (busy_timeout does not apply).
     pub async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Any>> {
-        match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
-        }
+        self.pool.begin_with(self.begin_statement()).await
     }
 
     /// [`Db::begin_write`] on a connection the caller keeps (see [`Held`]).
@@ -248,9 +247,13 @@ impl Db {
         conn: &'c mut sqlx::AnyConnection,
     ) -> sqlx::Result<sqlx::Transaction<'c, sqlx::Any>> {
         use sqlx::Connection;
+        conn.begin_with(self.begin_statement()).await
+    }
+
+    fn begin_statement(&self) -> &'static str {
         match self.backend {
-            Backend::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => conn.begin().await,
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
         }
     }
 

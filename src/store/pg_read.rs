@@ -46,12 +46,13 @@ const SQL: &str = concat!(
 /// Position of `i` in [`SQL`].
 const POSITION: usize = 7;
 
-type Answer = sqlx::Result<Option<BucketCards>>;
+/// What a read gets back (not the cache's `Answer`: the rows it is made of).
+type Reply = sqlx::Result<Option<BucketCards>>;
 
 struct Ask {
     bucket_id: String,
     user_id: String,
-    reply: oneshot::Sender<Answer>,
+    reply: oneshot::Sender<Reply>,
 }
 
 pub struct PgReads {
@@ -77,9 +78,9 @@ impl PgReads {
     }
 
     /// [`Db::bucket_cards_for_member`](super::Db::bucket_cards_for_member) by the reader tasks.
-    pub async fn bucket_cards_for_member(&self, bucket_id: &str, user_id: &str) -> Answer {
+    pub async fn bucket_cards_for_member(&self, bucket_id: &str, user_id: &str) -> Reply {
         let queue = self.queue.get_or_init(|| start(&self.url));
-        let (reply, answer) = oneshot::channel();
+        let (reply, replied) = oneshot::channel();
         let ask = Ask {
             bucket_id: bucket_id.to_string(),
             user_id: user_id.to_string(),
@@ -87,7 +88,7 @@ impl PgReads {
         };
         let stopped = || sqlx::Error::Protocol("the Postgres card readers stopped".into());
         queue.send(ask).await.map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        replied.await.map_err(|_| stopped())?
     }
 }
 
@@ -103,10 +104,10 @@ fn start(url: &str) -> mpsc::Sender<Ask> {
             // The lock is held only while waiting for asks: one reader waits,
             // the others are running their batch or waiting their turn.
             while rx.lock().await.recv_many(&mut asks, BATCH).await > 0 {
-                match answer(&mut conn, &url, &asks).await {
-                    Ok(answers) => {
-                        for (ask, answer) in asks.drain(..).zip(answers) {
-                            let _ = ask.reply.send(answer);
+                match read(&mut conn, &url, &asks).await {
+                    Ok(replies) => {
+                        for (ask, reply) in asks.drain(..).zip(replies) {
+                            let _ = ask.reply.send(reply);
                         }
                     }
                     Err(e) => {
@@ -123,18 +124,17 @@ fn start(url: &str) -> mpsc::Sender<Ask> {
     tx
 }
 
-/// One statement for all `asks`: their answers, in order.
-async fn answer(
+/// One statement for all `asks`: their replies, in order.
+async fn read(
     conn: &mut Option<PgConnection>,
     url: &str,
     asks: &[Ask],
-) -> sqlx::Result<Vec<Answer>> {
+) -> sqlx::Result<Vec<Reply>> {
     let conn = match conn {
         Some(conn) => conn,
         None => {
             let mut new = PgConnection::connect(url).await?;
-            new.execute("SET max_parallel_workers_per_gather = 0")
-                .await?;
+            new.execute(super::POSTGRES_SESSION).await?;
             conn.insert(new)
         }
     };
@@ -148,8 +148,8 @@ async fn answer(
     split(&rows, asks.len())
 }
 
-/// The rows of [`SQL`], ordered by position, as one answer per ask.
-fn split(rows: &[PgRow], asks: usize) -> sqlx::Result<Vec<Answer>> {
+/// The rows of [`SQL`], ordered by position, as one reply per ask.
+fn split(rows: &[PgRow], asks: usize) -> sqlx::Result<Vec<Reply>> {
     let mut out = Vec::with_capacity(asks);
     let mut rest = rows;
     for i in 1..=asks as i64 {
