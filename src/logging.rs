@@ -40,18 +40,14 @@ pub fn init() -> Guard {
         .with_max_level(LevelFilter::TRACE)
         .with_ansi(ansi)
         .with_writer(writer);
-    let _ = match (filter(), json) {
-        (Filter::Targets(t), false) => builder.finish().with(t).try_init(),
-        (Filter::Targets(t), true) => builder.json().finish().with(t).try_init(),
-        (Filter::Env(f), false) => builder.finish().with(f).try_init(),
-        (Filter::Env(f), true) => builder.json().finish().with(f).try_init(),
+    // One of the two filters is set (a `None` layer lets everything through).
+    let (targets, env) = filter();
+    let _ = if json {
+        builder.json().finish().with(targets).with(env).try_init()
+    } else {
+        builder.finish().with(targets).with(env).try_init()
     };
     guard
-}
-
-enum Filter {
-    Targets(Box<Targets>),
-    Env(Box<EnvFilter>),
 }
 
 /// `RUST_LOG` (default `info`). A list of `target=level` directives is
@@ -59,16 +55,15 @@ enum Filter {
 /// filters by span or field (`[…]`) needs [`EnvFilter`], which also takes a
 /// shared lock on every enter and exit of every span (each request's, on each
 /// poll): a few percent of a cached read's CPU.
-fn filter() -> Filter {
+fn filter() -> (Option<Targets>, Option<EnvFilter>) {
     let spec = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
     if !spec.contains('[')
         && let Ok(targets) = spec.parse::<Targets>()
     {
-        return Filter::Targets(Box::new(targets));
+        return (Some(targets), None);
     }
-    Filter::Env(Box::new(
-        EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new("info")),
-    ))
+    let env = EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new("info"));
+    (None, Some(env))
 }
 
 #[derive(Default)]
