@@ -42,7 +42,8 @@ pub struct Outcome {
     pub first_error: Option<String>,
     pub hist: Histogram<u64>,
     pub elapsed: Duration,
-    /// CPU seconds (user + system) the server spent in the measured window.
+    /// CPU seconds (user + system) the server spent in the measured window
+    /// (None: its `/proc` entry could not be read).
     pub server_cpu: Option<f64>,
 }
 
@@ -78,21 +79,20 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((utime + stime) / 100.0)
 }
 
-/// Closed-loop load on `conns` connections for `warmup + duration`; the CPU
-/// time of process `server` in the measured window when given.
+/// Closed-loop load on `conns` connections for `warmup + duration`, and the
+/// CPU time of process `server` in the measured window.
 pub async fn run(
     addr: SocketAddr,
     target: Arc<dyn Target>,
     conns: usize,
     warmup: Duration,
     duration: Duration,
-    server: Option<u32>,
+    server: u32,
 ) -> anyhow::Result<Outcome> {
     let start = Instant::now();
     let measure_from = start + warmup;
     let until = measure_from + duration;
     let cpu = tokio::spawn(async move {
-        let server = server?;
         tokio::time::sleep_until(measure_from.into()).await;
         let from = cpu_seconds(server)?;
         tokio::time::sleep_until(until.into()).await;

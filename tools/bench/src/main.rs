@@ -317,7 +317,7 @@ impl Suite {
                     conns,
                     s.warmup,
                     s.duration,
-                    Some(app.pid()),
+                    app.pid(),
                 )
                 .await?;
                 let target = Arc::new(Random {
@@ -325,15 +325,8 @@ impl Suite {
                     tokens: tokens.clone(),
                 });
                 let before = cache_counts(app.addr).await;
-                let read = load::run(
-                    app.addr,
-                    target,
-                    conns,
-                    s.warmup,
-                    s.duration,
-                    Some(app.pid()),
-                )
-                .await?;
+                let read =
+                    load::run(app.addr, target, conns, s.warmup, s.duration, app.pid()).await?;
                 let after = cache_counts(app.addr).await;
                 let ratio = read.ok as f64 / health.ok.max(1) as f64;
                 let cache = match (before, after) {
