@@ -55,9 +55,13 @@ ensure_postgres() {
     die "Postgres started but does not answer at $PG_ADMIN_URL"
 }
 
-# Drop databases left by earlier test runs (tests name theirs paysync_t_*).
+# Drop databases left by earlier test runs (tests name theirs
+# paysync_t_<PAYSYNC_TEST_DB_TAG>*; a tag, lowercase letters, digits and `_`,
+# keeps concurrent runs on one Postgres server from dropping each other's).
 drop_test_databases() {
-    psql "$PG_ADMIN_URL" -Atqc "select datname from pg_database where datname like 'paysync\_t\_%'" 2>/dev/null |
+    local tag="${PAYSYNC_TEST_DB_TAG:-}"
+    [[ "$tag" =~ ^[a-z0-9_]*$ ]] || die "PAYSYNC_TEST_DB_TAG may hold lowercase letters, digits and _ only"
+    psql "$PG_ADMIN_URL" -Atqc "select datname from pg_database where datname like 'paysync\_t\_${tag//_/\\_}%'" 2>/dev/null |
         while read -r db; do
             [ -n "$db" ] && psql "$PG_ADMIN_URL" -qc "drop database if exists \"$db\" with (force)" >/dev/null 2>&1 || true
         done

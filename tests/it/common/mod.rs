@@ -68,7 +68,10 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn new(backend: Backend) -> TestDb {
-        let name = format!("paysync_t_{}", new_id());
+        // `scripts/test` drops `paysync_t_<tag>…` databases of its own run only
+        // (PAYSYNC_TEST_DB_TAG), so concurrent runs on one server do not collide.
+        let tag = std::env::var("PAYSYNC_TEST_DB_TAG").unwrap_or_default();
+        let name = format!("paysync_t_{tag}{}", new_id());
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("tempdir");
