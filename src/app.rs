@@ -119,7 +119,7 @@ pub async fn serve(cfg: Settings) -> anyhow::Result<()> {
         }
     });
     let jobs = crate::sync::jobs::start(ctx.clone()).await?;
-    tracing::info!(%bind, public_url = %ctx.cfg.public_url, backend = ?ctx.db.backend, "paysync listening");
+    tracing::info!(%bind, public_url = %ctx.cfg.public_url, backend = ?ctx.db.backend, stripe_api_version = %ctx.stripe.api_version(), "paysync listening");
     let result = Server::new(TcpListener::bind(bind))
         .run_with_graceful_shutdown(
             app(ctx.clone()),

@@ -70,6 +70,14 @@ pub struct StripeArgs {
     /// Stripe requests per second, shared by every Stripe call of the process (0: no limit).
     #[arg(long = "stripe-rps", env = "PAYSYNC_STRIPE_RPS", default_value_t = 20)]
     pub stripe_rps: u32,
+    /// Stripe API version sent as `Stripe-Version` on every call (`2024-06-20`,
+    /// `2025-03-31.basil`, …): Stripe answers in it, whatever the account's default.
+    #[arg(
+        long = "stripe-api-version",
+        env = "PAYSYNC_STRIPE_API_VERSION",
+        default_value = crate::stripe::version::DEFAULT
+    )]
+    pub stripe_api_version: String,
 }
 
 /// How the apply worker treats the event inbox (server, `events` and `reconcile` commands).
@@ -259,6 +267,8 @@ pub struct StripeSettings {
     pub timeout: Duration,
     pub max_attempts: u32,
     pub rps: u32,
+    /// The `Stripe-Version` of every call.
+    pub api_version: String,
 }
 
 impl StripeArgs {
@@ -281,12 +291,20 @@ impl StripeArgs {
         if self.stripe_max_attempts == 0 {
             bail!("PAYSYNC_STRIPE_MAX_ATTEMPTS: must be at least 1");
         }
+        let api_version = crate::stripe::version::parse(&self.stripe_api_version)
+            .with_context(|| {
+                format!(
+                    "PAYSYNC_STRIPE_API_VERSION: not a Stripe API version (e.g. 2024-06-20 or 2025-03-31.basil): {}",
+                    self.stripe_api_version
+                )
+            })?;
         Ok(StripeSettings {
             secret_key,
             api_base,
             timeout: self.stripe_timeout,
             max_attempts: self.stripe_max_attempts,
             rps: self.stripe_rps,
+            api_version,
         })
     }
 }

@@ -119,6 +119,7 @@ struct Inner {
     key: String,
     max_attempts: u32,
     budget: Option<DefaultDirectRateLimiter>,
+    api_version: String,
 }
 
 impl Stripe {
@@ -139,8 +140,14 @@ impl Stripe {
                 key: settings.secret_key.clone(),
                 max_attempts: settings.max_attempts.max(1),
                 budget,
+                api_version: settings.api_version.clone(),
             }),
         })
+    }
+
+    /// The API version every call is pinned to (`Stripe-Version`).
+    pub fn api_version(&self) -> &str {
+        &self.inner.api_version
     }
 
     /// Send a request built by one of async-stripe's request builders.
@@ -205,7 +212,8 @@ impl Stripe {
             .inner
             .http
             .request(method, url)
-            .bearer_auth(&self.inner.key);
+            .bearer_auth(&self.inner.key)
+            .header("Stripe-Version", &self.inner.api_version);
         if let Some(key) = key {
             http = http.header("Idempotency-Key", key);
         }

@@ -11,5 +11,6 @@ pub mod pages;
 pub mod plans;
 pub mod sources;
 pub mod subscriptions;
+pub mod version;
 
 pub use client::{Stripe, StripeError};

@@ -22,6 +22,7 @@ fn stripe(uri: &str, rps: u32, attempts: u32) -> Stripe {
         timeout: Duration::from_secs(5),
         max_attempts: attempts,
         rps,
+        api_version: paysync::stripe::version::DEFAULT.into(),
     })
     .unwrap()
 }

@@ -212,6 +212,7 @@ pub fn settings(bind: std::net::SocketAddr, db: &TestDb, opts: &Options) -> Sett
             timeout: opts.stripe_timeout,
             max_attempts: opts.stripe_max_attempts,
             rps: opts.stripe_rps,
+            api_version: paysync::stripe::version::DEFAULT.into(),
         },
         webhook_secrets: opts.webhook_secrets.clone(),
         webhook_tolerance: opts.webhook_tolerance,
