@@ -6,6 +6,7 @@ pub mod access;
 pub mod admin;
 pub mod banks;
 pub mod bucket;
+pub mod cancel;
 pub mod cards;
 pub mod health;
 pub mod iban;
@@ -14,6 +15,8 @@ pub mod json_text;
 pub mod metadata;
 pub mod middleware;
 pub mod observe;
+pub mod ops;
+pub mod plans;
 pub mod subscription;
 pub mod text;
 pub mod trial;
@@ -44,9 +47,12 @@ pub type Apis = (
     banks::BanksApi,
     metadata::MetadataApi,
     subscription::SubscriptionApi,
+    cancel::CancelApi,
+    plans::PlansApi,
     trial::TrialApi,
     invoices::InvoicesApi,
     admin::AdminApi,
+    ops::OpsApi,
     health::HealthApi,
 );
 
@@ -58,9 +64,12 @@ pub fn service() -> OpenApiService<Apis, ()> {
             banks::BanksApi,
             metadata::MetadataApi,
             subscription::SubscriptionApi,
+            cancel::CancelApi,
+            plans::PlansApi,
             trial::TrialApi,
             invoices::InvoicesApi,
             admin::AdminApi,
+            ops::OpsApi,
             health::HealthApi,
         ),
         "paysync",
