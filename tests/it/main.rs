@@ -5,10 +5,13 @@ mod common;
 
 mod apply_batch;
 mod banks;
+mod cancel;
+mod cancel_wiremock;
 mod cards;
 mod cards_wiremock;
 mod foundation;
 mod leader;
+mod pages;
 mod reconcile;
 mod reconcile_wiremock;
 mod stripe_direct;
