@@ -42,6 +42,7 @@ pub struct MinuteCount {
 }
 
 #[derive(Object, Debug, Clone)]
+#[oai(skip_serializing_if_is_none)]
 pub struct InboxHealth {
     /// Events stored and not applied yet (pending, or failed and waiting for a retry).
     pub depth: i64,
@@ -67,6 +68,7 @@ pub struct ApplyLag {
 
 /// An event that failed to apply.
 #[derive(Object, Debug, Clone)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ProblemEvent {
     pub id: String,
     #[oai(rename = "type")]
@@ -80,6 +82,7 @@ pub struct ProblemEvent {
 }
 
 #[derive(Object, Debug, Clone)]
+#[oai(skip_serializing_if_is_none)]
 pub struct CatchupHealth {
     /// When the Events-API catch-up last completed.
     pub last_run_at: Option<i64>,
@@ -90,6 +93,7 @@ pub struct CatchupHealth {
 }
 
 #[derive(Object, Debug, Clone)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ReconcileHealth {
     /// When the last full reconcile completed.
     pub last_success_at: Option<i64>,

@@ -57,7 +57,7 @@
       case err.status === 401:
         return 'Your sign-in is not valid (missing, wrong or expired token). Sign in again.';
       case err.status === 402:
-        return `The card was declined: ${e.message || 'no reason given'}` +
+        return `The card was declined: ${String(e.message || 'no reason given').replace(/\.$/, '')}` +
           (e.decline_code ? ` (${e.decline_code})` : '') + '. Try another card.';
       case err.status === 403:
         return `Not allowed: ${e.message || 'your role does not allow this'}${code}.`;
