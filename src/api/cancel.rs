@@ -3,14 +3,15 @@
 //! default (`?at=now` ends it at once); resume takes a pending cancelation
 //! back. Both write to Stripe first (with an idempotency key) and store
 //! Stripe's answer before answering, like every write route.
+//!
+//! The routes are declared in `SubscriptionApi`: poem-openapi writes one path
+//! item per API struct, so a path two structs share (DELETE here, GET there)
+//! would appear twice in the spec, and clients would see only one of them.
 
-use poem::web::Data;
-use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::{Enum, Object, OpenApi};
+use poem_openapi::{Enum, Object};
 use serde_json::Value;
 
-use crate::api::Tag;
 use crate::api::access::{Access, UserAuth};
 use crate::api::bucket::{BucketView, view};
 use crate::api::write::{check_idempotency_key, idempotency_key, store_answer};
@@ -18,7 +19,7 @@ use crate::app::ApiContext;
 use crate::billing::{plan_state, status_of};
 use crate::error::{ApiError, ApiResult};
 use crate::store::objects::Stored;
-use crate::stripe::cancel;
+use crate::stripe::cancel as stripe_cancel;
 
 /// When a canceled subscription ends.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,71 +66,50 @@ async fn answer(
     }))
 }
 
-pub struct CancelApi;
+/// Cancel the bucket's live subscription at period end, or now (`at=now`,
+/// and always for an `incomplete` one).
+pub async fn cancel(
+    ctx: &ApiContext,
+    auth: &UserAuth,
+    bucket_id: &str,
+    at: Option<CancelAt>,
+    caller_key: Option<&str>,
+) -> ApiResult<Json<SubscriptionChange>> {
+    let access = auth.write(ctx, bucket_id).await?;
+    check_idempotency_key(caller_key)?;
+    let sub = live(ctx, &access, "cancel").await?;
+    let now = at == Some(CancelAt::Now) || status_of(&sub) == "incomplete";
+    let step = if now { "now" } else { "period_end" };
+    let key = idempotency_key(
+        &access.bucket.id,
+        &format!("cancelSubscription.{}.{step}", sub.id),
+        caller_key,
+    );
+    let canceled = if now {
+        stripe_cancel::now(&ctx.stripe, &sub.id, key).await?
+    } else {
+        stripe_cancel::at_period_end(&ctx.stripe, &sub.id, true, key).await?
+    };
+    tracing::info!(bucket = %access.bucket.id, subscription = %sub.id, at = step, "subscription canceled");
+    answer(ctx, &access, canceled, "cancelSubscription").await
+}
 
-#[OpenApi(tag = "Tag::Subscription")]
-impl CancelApi {
-    /// Cancel the bucket's subscription: at the end of the paid period by default
-    /// (`cancel_at_period_end`; the bucket keeps its plan until then and may resume),
-    /// or now with `at=now` (the bucket falls back to its trial's or the free plan).
-    /// A subscription whose first payment never went through (`incomplete`) ends now.
-    #[oai(
-        path = "/api/bucket/:id/payment/subscription",
-        method = "delete",
-        operation_id = "cancelSubscription"
-    )]
-    async fn cancel(
-        &self,
-        ctx: Data<&ApiContext>,
-        auth: UserAuth,
-        id: Path<String>,
-        /// `period_end` (default) or `now`.
-        at: Query<Option<CancelAt>>,
-        #[oai(name = "Idempotency-Key")] idempotency: Header<Option<String>>,
-    ) -> ApiResult<Json<SubscriptionChange>> {
-        let access = auth.write(&ctx, &id).await?;
-        check_idempotency_key(idempotency.as_deref())?;
-        let sub = live(&ctx, &access, "cancel").await?;
-        let now = at.0 == Some(CancelAt::Now) || status_of(&sub) == "incomplete";
-        let step = if now { "now" } else { "period_end" };
-        let key = idempotency_key(
-            &access.bucket.id,
-            &format!("cancelSubscription.{}.{step}", sub.id),
-            idempotency.as_deref(),
-        );
-        let canceled = if now {
-            cancel::now(&ctx.stripe, &sub.id, key).await?
-        } else {
-            cancel::at_period_end(&ctx.stripe, &sub.id, true, key).await?
-        };
-        tracing::info!(bucket = %access.bucket.id, subscription = %sub.id, at = step, "subscription canceled");
-        answer(&ctx, &access, canceled, "cancelSubscription").await
-    }
-
-    /// Take back a cancelation at period end: the subscription goes on renewing.
-    /// A subscription that already ended cannot be resumed (404: subscribe again).
-    #[oai(
-        path = "/api/bucket/:id/payment/subscription/resume",
-        method = "post",
-        operation_id = "resumeSubscription"
-    )]
-    async fn resume(
-        &self,
-        ctx: Data<&ApiContext>,
-        auth: UserAuth,
-        id: Path<String>,
-        #[oai(name = "Idempotency-Key")] idempotency: Header<Option<String>>,
-    ) -> ApiResult<Json<SubscriptionChange>> {
-        let access = auth.write(&ctx, &id).await?;
-        check_idempotency_key(idempotency.as_deref())?;
-        let sub = live(&ctx, &access, "resume").await?;
-        let key = idempotency_key(
-            &access.bucket.id,
-            &format!("resumeSubscription.{}", sub.id),
-            idempotency.as_deref(),
-        );
-        let resumed = cancel::at_period_end(&ctx.stripe, &sub.id, false, key).await?;
-        tracing::info!(bucket = %access.bucket.id, subscription = %sub.id, "subscription resumed");
-        answer(&ctx, &access, resumed, "resumeSubscription").await
-    }
+/// Take back a pending cancelation at period end.
+pub async fn resume(
+    ctx: &ApiContext,
+    auth: &UserAuth,
+    bucket_id: &str,
+    caller_key: Option<&str>,
+) -> ApiResult<Json<SubscriptionChange>> {
+    let access = auth.write(ctx, bucket_id).await?;
+    check_idempotency_key(caller_key)?;
+    let sub = live(ctx, &access, "resume").await?;
+    let key = idempotency_key(
+        &access.bucket.id,
+        &format!("resumeSubscription.{}", sub.id),
+        caller_key,
+    );
+    let resumed = stripe_cancel::at_period_end(&ctx.stripe, &sub.id, false, key).await?;
+    tracing::info!(bucket = %access.bucket.id, subscription = %sub.id, "subscription resumed");
+    answer(ctx, &access, resumed, "resumeSubscription").await
 }

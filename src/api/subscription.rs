@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
 use poem::web::Data;
-use poem_openapi::param::{Header, Path};
+use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 use serde_json::Value;
@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::api::Tag;
 use crate::api::access::UserAuth;
 use crate::api::bucket::{BucketView, view};
+use crate::api::cancel;
 use crate::api::cards::{attach_card, has_default_payment_method};
 use crate::api::write::{check_idempotency_key, ensure_customer, idempotency_key};
 use crate::app::ApiContext;
@@ -405,6 +406,44 @@ impl SubscriptionApi {
                 .and_then(rfc3339)
                 .map(NullableText),
         }))
+    }
+
+    /// Cancel the bucket's subscription: at the end of the paid period by default
+    /// (`cancel_at_period_end`; the bucket keeps its plan until then and may resume),
+    /// or now with `at=now` (the bucket falls back to its trial's or the free plan).
+    /// A subscription whose first payment never went through (`incomplete`) ends now.
+    #[oai(
+        path = "/api/bucket/:id/payment/subscription",
+        method = "delete",
+        operation_id = "cancelSubscription"
+    )]
+    async fn cancel_subscription(
+        &self,
+        ctx: Data<&ApiContext>,
+        auth: UserAuth,
+        id: Path<String>,
+        /// `period_end` (default) or `now`.
+        at: Query<Option<cancel::CancelAt>>,
+        #[oai(name = "Idempotency-Key")] idempotency: Header<Option<String>>,
+    ) -> ApiResult<Json<cancel::SubscriptionChange>> {
+        cancel::cancel(&ctx, &auth, &id, at.0, idempotency.as_deref()).await
+    }
+
+    /// Take back a cancelation at period end: the subscription goes on renewing.
+    /// A subscription that already ended cannot be resumed (404: subscribe again).
+    #[oai(
+        path = "/api/bucket/:id/payment/subscription/resume",
+        method = "post",
+        operation_id = "resumeSubscription"
+    )]
+    async fn resume_subscription(
+        &self,
+        ctx: Data<&ApiContext>,
+        auth: UserAuth,
+        id: Path<String>,
+        #[oai(name = "Idempotency-Key")] idempotency: Header<Option<String>>,
+    ) -> ApiResult<Json<cancel::SubscriptionChange>> {
+        cancel::resume(&ctx, &auth, &id, idempotency.as_deref()).await
     }
 }
 
