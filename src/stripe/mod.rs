@@ -1,5 +1,6 @@
 //! The Stripe gateway: every call paysync makes to Stripe goes through here.
-//! `client` sends; the other modules build the calls of one resource each.
+//! `client` sends; `shape` reads the objects Stripe answers, in any API
+//! version; the other modules build the calls of one resource each.
 
 pub mod cards;
 pub mod client;
@@ -9,6 +10,7 @@ pub mod invoices;
 pub mod json;
 pub mod pages;
 pub mod plans;
+pub mod shape;
 pub mod sources;
 pub mod subscriptions;
 pub mod version;
