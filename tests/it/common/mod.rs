@@ -4,6 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod shapes;
+pub mod standin;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
