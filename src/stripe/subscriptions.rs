@@ -2,8 +2,7 @@
 //! and what tells how its payment went, so one answer says whether the first
 //! payment went through, failed, or needs 3-D Secure: its payment intent
 //! until basil; since, its InvoicePayments and confirmation secret (Stripe
-//! refuses to expand `latest_invoice.payment_intent` at those versions), and
-//! the discounts, which only name their coupon when expanded.
+//! refuses to expand `latest_invoice.payment_intent` at those versions).
 
 use serde_json::Value;
 
@@ -15,7 +14,6 @@ fn expand(stripe: &Stripe) -> &'static [&'static str] {
         &[
             "latest_invoice.payments",
             "latest_invoice.confirmation_secret",
-            "discounts",
         ]
     } else {
         &["latest_invoice.payment_intent"]
@@ -95,7 +93,8 @@ pub async fn retrieve(stripe: &Stripe, sub_id: &str) -> Result<Value, StripeErro
 
 /// Every subscription of a customer, whatever its status (Stripe is asked, not
 /// the cache, so a subscription created by a call whose answer was lost is
-/// found), with their discounts expanded where those are ids (since basil).
+/// found), with their discounts expanded where those are ids (since basil),
+/// so their coupons can be read.
 pub async fn list_all(stripe: &Stripe, customer: &str) -> Result<Vec<Value>, StripeError> {
     let discounts = stripe.invoice_payments();
     crate::stripe::pages::list_all(stripe, |after| {

@@ -57,17 +57,6 @@ fn collapse(obj: &mut Value, key: &str) {
     }
 }
 
-/// Expanded objects of a list field (`discounts`) back to their ids.
-fn collapse_all(obj: &mut Value, key: &str) {
-    if let Some(items) = obj.get_mut(key).and_then(Value::as_array_mut) {
-        for item in items.iter_mut() {
-            if let Some(id) = item.get("id").cloned() {
-                *item = id;
-            }
-        }
-    }
-}
-
 /// Complete a subscription answer (expanded or not) into a snapshot, fetching
 /// what Stripe did not expand. Stores nothing.
 ///
@@ -110,7 +99,6 @@ pub async fn complete(stripe: &Stripe, mut sub: Value) -> Result<Snapshot, Strip
     })
     .await?;
     collapse(&mut sub, "latest_invoice");
-    collapse_all(&mut sub, "discounts");
     if let Some(inv) = invoice.as_mut() {
         collapse(inv, "payment_intent");
     }
@@ -168,8 +156,5 @@ mod tests {
         let mut plain = json!({"id": "sub_1", "latest_invoice": "in_1"});
         collapse(&mut plain, "latest_invoice");
         assert_eq!(plain["latest_invoice"], "in_1");
-        let mut discounted = json!({"discounts": [{"id": "di_1", "object": "discount"}, "di_2"]});
-        collapse_all(&mut discounted, "discounts");
-        assert_eq!(discounted["discounts"], json!(["di_1", "di_2"]));
     }
 }
