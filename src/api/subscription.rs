@@ -56,8 +56,10 @@ pub struct PaymentIntentView {
     pub status: String,
 }
 
-/// The bucket, its Stripe subscription object, and `payment_intent` when the
-/// first payment needs 3-D Secure (the subscription is `incomplete` until then).
+/// The bucket, its Stripe subscription object (with `current_period_start`
+/// and `current_period_end` whatever the Stripe API version), and
+/// `payment_intent` when the first payment needs 3-D Secure (the
+/// subscription is `incomplete` until then).
 #[derive(Object, Debug)]
 #[oai(skip_serializing_if_is_none)]
 pub struct SubscribeAnswer {
@@ -395,7 +397,8 @@ impl SubscriptionApi {
         }))
     }
 
-    /// The bucket's subscription (the live one, else the most recent past one), as Stripe shows it.
+    /// The bucket's subscription (the live one, else the most recent past one), as Stripe
+    /// shows it, with `current_period_start` and `current_period_end` whatever the Stripe API version.
     #[oai(
         path = "/api/bucket/:id/payment/subscription",
         method = "get",
