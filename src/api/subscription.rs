@@ -23,7 +23,6 @@ use crate::error::{ApiError, ApiResult, StripeErrorInfo};
 use crate::plans::{Catalog, Plan};
 use crate::store::Watermark;
 use crate::store::buckets::Bucket;
-use crate::stripe::shape::subscription::{coupons, item_id, plan_id as subscription_plan_id};
 use crate::stripe::shape::{
     invoice as invoice_shape, invoice_payment, payment_intent, subscription as subscription_shape,
 };
@@ -192,14 +191,14 @@ async fn subscribe(
     let answer = match live {
         // Already on this plan, with this coupon (a retried call): nothing to change, just refresh.
         Some(s)
-            if subscription_plan_id(s).as_deref() == Some(plan_id)
-                && coupon.is_none_or(|c| coupons(s).contains(&c)) =>
+            if subscription_shape::plan_id(s).as_deref() == Some(plan_id)
+                && coupon.is_none_or(|c| subscription_shape::coupons(s).contains(&c)) =>
         {
             subscriptions::retrieve(&ctx.stripe, json::str(s, "id").unwrap_or_default()).await?
         }
         Some(s) => {
             let sub_id = json::str(s, "id").unwrap_or_default();
-            let item = item_id(s).ok_or_else(|| {
+            let item = subscription_shape::item_id(s).ok_or_else(|| {
                 ApiError::Internal(anyhow::anyhow!("subscription {sub_id} has no item"))
             })?;
             subscriptions::change_plan(&ctx.stripe, sub_id, item, plan_id, coupon, key("update"))
@@ -293,7 +292,7 @@ async fn intent_succeeded(
     let invoice = invoices::invoice(&ctx.stripe, &invoice_id).await?;
     let sub_id = invoice_shape::subscription(&invoice).ok_or_else(not_subscription)?;
     let snap = refresh::refresh(&ctx.db, &ctx.stripe, sub_id, "payment_intent_succeed").await?;
-    if subscription_plan_id(&snap.subscription).as_deref() != plan.stripe_id.as_deref() {
+    if subscription_shape::plan_id(&snap.subscription).as_deref() != plan.stripe_id.as_deref() {
         return Err(ApiError::bad_request(
             "plan_mismatch",
             format!("this payment is for another plan than {:?}", plan.name),
