@@ -78,11 +78,12 @@ pub async fn complete(stripe: &Stripe, mut sub: Value) -> Result<Snapshot, Strip
         includables.payments = invoices::payments_of_invoice(stripe, id).await?;
     }
     let paid_by = invoice_payment::default_of(&includables.payments);
+    let id = |id: &str| Value::String(id.to_string());
     let intent_field = invoice
         .as_ref()
         .and_then(invoice_shape::payment_intent_field)
-        .or_else(|| paid_by?.pointer("/payment/payment_intent"))
-        .cloned();
+        .cloned()
+        .or_else(|| paid_by.and_then(invoice_payment::payment_intent).map(id));
     let mut payment_intent = expanded(intent_field.as_ref(), |id| async move {
         invoices::payment_intent(stripe, &id).await
     })
@@ -91,9 +92,9 @@ pub async fn complete(stripe: &Stripe, mut sub: Value) -> Result<Snapshot, Strip
         .as_ref()
         .and_then(invoice_shape::charge_field)
         .or_else(|| payment_intent.as_ref()?.get("latest_charge"))
-        .or_else(|| paid_by?.pointer("/payment/charge"))
         .filter(|c| !c.is_null())
-        .cloned();
+        .cloned()
+        .or_else(|| paid_by.and_then(invoice_payment::charge).map(id));
     let charge = expanded(charge_field.as_ref(), |id| async move {
         invoices::charge(stripe, &id).await
     })
