@@ -14,7 +14,6 @@ use crate::both;
 use crate::common::shapes::{self, *};
 use crate::common::standin::{Seen, StandIn};
 use crate::common::*;
-use paysync::store::buckets::{Member, Role};
 use paysync::stripe::version::LEGACY;
 
 fn newest(name: &str) -> Value {
@@ -50,15 +49,7 @@ async fn setup(b: Backend, standin: &StandIn, worker: bool) -> TestApp {
         ..Options::default()
     };
     let app = TestApp::start_with(b, opts).await;
-    let owner = Member {
-        user_id: "alice".into(),
-        role: Role::Owner,
-    };
-    app.ctx
-        .db
-        .put_bucket(BUCKET, "Acme", &[owner])
-        .await
-        .unwrap();
+    app.bucket_with_id(BUCKET, "alice").await;
     app
 }
 
@@ -405,15 +396,7 @@ async fn an_invoice_payment_before_its_invoice(b: Backend) {
 
 async fn events_paysync_cannot_mirror_get_a_clear_answer(b: Backend) {
     let app = TestApp::start(b).await;
-    let owner = Member {
-        user_id: "alice".into(),
-        role: Role::Owner,
-    };
-    app.ctx
-        .db
-        .put_bucket(BUCKET, "Acme", &[owner])
-        .await
-        .unwrap();
+    app.bucket_with_id(BUCKET, "alice").await;
     let db = &app.ctx.db;
     let (status, _) = app
         .deliver(&event(

@@ -348,10 +348,16 @@ impl TestApp {
     /// A new bucket owned by `owner`.
     pub async fn bucket(&self, owner: &str) -> String {
         let id = new_id();
+        self.bucket_with_id(&id, owner).await;
+        id
+    }
+
+    /// A new bucket of this id (one a fixture names) owned by `owner`.
+    pub async fn bucket_with_id(&self, id: &str, owner: &str) {
         self.ctx
             .db
             .put_bucket(
-                &id,
+                id,
                 &format!("bucket of {owner}"),
                 &[Member {
                     user_id: owner.into(),
@@ -360,7 +366,6 @@ impl TestApp {
             )
             .await
             .expect("create bucket");
-        id
     }
 
     pub async fn add_member(&self, bucket: &str, user: &str, role: Role) {
