@@ -8,6 +8,7 @@ use crate::plans::Catalog;
 use crate::store::Db;
 use crate::store::objects::{Kind, Page, Stored};
 use crate::store::trials::Trial;
+use crate::stripe::shape::subscription;
 
 /// Subscription statuses that give the bucket its plan.
 pub const GRANTS_PLAN: &[&str] = &["active", "trialing", "past_due"];
@@ -102,7 +103,7 @@ impl SubscriptionSummary {
             id: s.id.clone(),
             status: status_of(s).to_string(),
             plan: plan_name(catalog, s),
-            current_period_end: crate::stripe::json::int(&s.data, "current_period_end"),
+            current_period_end: subscription::current_period(&s.data).end,
             cancel_at_period_end: s
                 .data
                 .get("cancel_at_period_end")

@@ -101,7 +101,8 @@ pub struct SyncArgs {
     #[arg(long = "event-poll", env = "PAYSYNC_EVENT_POLL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub event_poll: Duration,
     /// Object kinds always re-fetched from Stripe instead of trusting the event's copy
-    /// (comma-separated: customer, source, subscription, invoice, charge, payment_intent).
+    /// (comma-separated: customer, source, subscription, invoice, charge, payment_intent,
+    /// invoice_payment).
     #[arg(long = "refetch", env = "PAYSYNC_REFETCH", value_delimiter = ',')]
     pub refetch: Vec<String>,
 }
@@ -147,7 +148,7 @@ impl SyncArgs {
             .filter(|s| !s.is_empty())
         {
             let kind = crate::store::Kind::parse(name).with_context(|| {
-                format!("PAYSYNC_REFETCH: unknown kind {name:?} (customer, source, subscription, invoice, charge, payment_intent)")
+                format!("PAYSYNC_REFETCH: unknown kind {name:?} (customer, source, subscription, invoice, charge, payment_intent, invoice_payment)")
             })?;
             refetch.push(kind);
         }

@@ -16,6 +16,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::store::Kind;
 use crate::store::objects::{Page, Stored};
 use crate::stripe::json;
+use crate::stripe::shape::{charge as charge_shape, invoice as invoice_shape, invoice_payment};
 
 /// Largest page.
 pub const MAX_LIMIT: i64 = 100;
@@ -53,28 +54,95 @@ async fn page(
     })
 }
 
-/// Which invoice each charge and payment intent paid, from the cached invoices
-/// (a charge does not always name its invoice).
+/// Rows of a kind of the bucket, all of them (for the links below).
+async fn all_rows(ctx: &ApiContext, kind: Kind, bucket_id: &str) -> ApiResult<Vec<Stored>> {
+    Ok(ctx
+        .db
+        .bucket_objects(kind, bucket_id, &Page::default())
+        .await?)
+}
+
+/// The bucket's invoice payments (since basil), open and canceled attempts
+/// first, so that where two name the same payment, the paid one wins.
+async fn invoice_payments(ctx: &ApiContext, bucket_id: &str) -> ApiResult<Vec<Value>> {
+    let mut rows: Vec<Value> = all_rows(ctx, Kind::InvoicePayment, bucket_id)
+        .await?
+        .into_iter()
+        .map(|r| r.data)
+        .collect();
+    rows.sort_by_key(invoice_payment::is_paid);
+    Ok(rows)
+}
+
+/// Which invoice each charge and payment intent paid, from the cache: what
+/// the bucket's invoices name themselves (until basil), and its invoice
+/// payments (since). A charge may name its invoice itself too (`receipt`).
 async fn invoice_links(ctx: &ApiContext, bucket_id: &str) -> ApiResult<HashMap<String, String>> {
     let mut links = HashMap::new();
-    for inv in ctx
-        .db
-        .bucket_objects(Kind::Invoice, bucket_id, &Page::default())
-        .await?
-    {
-        for key in ["charge", "payment_intent"] {
-            if let Some(id) = json::id(&inv.data, key) {
-                links.insert(id.to_string(), inv.id.clone());
-            }
+    for inv in all_rows(ctx, Kind::Invoice, bucket_id).await? {
+        for id in invoice_shape::named_payments(&inv.data) {
+            links.insert(id.to_string(), inv.id.clone());
+        }
+    }
+    for payment in invoice_payments(ctx, bucket_id).await? {
+        let Some(invoice) = invoice_payment::invoice(&payment) else {
+            continue;
+        };
+        for id in [
+            invoice_payment::payment_intent(&payment),
+            invoice_payment::charge(&payment),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            links.insert(id.to_string(), invoice.to_string());
         }
     }
     Ok(links)
 }
 
+/// The payment intent and charge that paid each invoice, where only its
+/// invoice payments tell (since basil): invoice id → (intent, charge).
+async fn payers(
+    ctx: &ApiContext,
+    bucket_id: &str,
+) -> ApiResult<HashMap<String, (Option<String>, Option<String>)>> {
+    let mut charge_of_intent = HashMap::new();
+    for ch in all_rows(ctx, Kind::Charge, bucket_id).await? {
+        if ch.status.as_deref() == Some("succeeded")
+            && let Some(pi) = json::id(&ch.data, "payment_intent")
+        {
+            charge_of_intent.insert(pi.to_string(), ch.id.clone());
+        }
+    }
+    let mut payers = HashMap::new();
+    for payment in invoice_payments(ctx, bucket_id).await? {
+        let Some(invoice) = invoice_payment::invoice(&payment) else {
+            continue;
+        };
+        let intent = invoice_payment::payment_intent(&payment).map(str::to_string);
+        let charge = invoice_payment::charge(&payment)
+            .map(str::to_string)
+            .or_else(|| charge_of_intent.get(intent.as_deref()?).cloned());
+        payers.insert(invoice.to_string(), (intent, charge));
+    }
+    Ok(payers)
+}
+
+/// An invoice as the API shows it: Stripe's object, with `subscription`,
+/// `paid`, `payment_intent` and `charge` always present (filled in from the
+/// newer places when the invoice's API version moved them).
+fn invoice_view(inv: Stored, payers: &HashMap<String, (Option<String>, Option<String>)>) -> Value {
+    let mut data = inv.data;
+    let (intent, charge) = payers.get(&inv.id).cloned().unwrap_or_default();
+    invoice_shape::legacy_fields(&mut data, intent.as_deref(), charge.as_deref());
+    data
+}
+
 /// A successful charge as a receipt: the charge object, with `receipt_url` and `invoice` always present.
 fn receipt(charge: Stored, links: &HashMap<String, String>) -> Value {
     let mut data = charge.data;
-    let invoice = json::id(&data, "invoice")
+    let invoice = charge_shape::invoice(&data)
         .map(str::to_string)
         .or_else(|| links.get(&charge.id).cloned())
         .or_else(|| json::id(&data, "payment_intent").and_then(|pi| links.get(pi).cloned()));
@@ -92,7 +160,9 @@ pub struct InvoicesApi;
 
 #[OpenApi(tag = "Tag::Invoices")]
 impl InvoicesApi {
-    /// The bucket's invoices (Stripe invoice objects), newest first.
+    /// The bucket's invoices (Stripe invoice objects), newest first. Whatever
+    /// the Stripe API version, each carries `subscription`, `paid`,
+    /// `payment_intent` and `charge`.
     #[oai(
         path = "/api/bucket/:id/payment/invoices",
         method = "get",
@@ -118,7 +188,10 @@ impl InvoicesApi {
                 "this bucket hasn't invoices",
             ));
         }
-        Ok(Json(rows.into_iter().map(|r| r.data).collect()))
+        let payers = payers(&ctx, bucket).await?;
+        Ok(Json(
+            rows.into_iter().map(|r| invoice_view(r, &payers)).collect(),
+        ))
     }
 
     /// The bucket's receipts: its successful charges (with `receipt_url` and `invoice`), newest first.

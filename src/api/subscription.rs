@@ -24,8 +24,10 @@ use crate::error::{ApiError, ApiResult, StripeErrorInfo};
 use crate::plans::{Catalog, Plan};
 use crate::store::Watermark;
 use crate::store::buckets::Bucket;
+use crate::stripe::shape::{
+    invoice as invoice_shape, invoice_payment, payment_intent, subscription as subscription_shape,
+};
 use crate::stripe::{invoices, json, subscriptions};
-use crate::sync::apply::subscription_plan_id;
 use crate::sync::subscriptions::{self as refresh, Snapshot};
 
 #[derive(Object, Debug)]
@@ -54,8 +56,10 @@ pub struct PaymentIntentView {
     pub status: String,
 }
 
-/// The bucket, its Stripe subscription object, and `payment_intent` when the
-/// first payment needs 3-D Secure (the subscription is `incomplete` until then).
+/// The bucket, its Stripe subscription object (with `current_period_start`
+/// and `current_period_end` whatever the Stripe API version), and
+/// `payment_intent` when the first payment needs 3-D Secure (the
+/// subscription is `incomplete` until then).
 #[derive(Object, Debug)]
 #[oai(skip_serializing_if_is_none)]
 pub struct SubscribeAnswer {
@@ -121,14 +125,19 @@ async fn bucket_lock(bucket_id: &str) -> tokio::sync::OwnedMutexGuard<()> {
     lock.lock_owned().await
 }
 
-/// The payment intent to hand to Stripe.js, when the first payment waits for the customer.
+/// The payment intent to hand to Stripe.js, when the first payment waits for
+/// the customer. Its client secret is the invoice's `confirmation_secret`
+/// (since basil), else the intent's own.
 fn pending_intent(snap: &Snapshot) -> Option<PaymentIntentView> {
     let pi = snap.payment_intent.as_ref()?;
     let status = json::str(pi, "status")?;
     (snap.status() == "incomplete" && matches!(status, "requires_action" | "requires_confirmation"))
         .then(|| PaymentIntentView {
             id: json::str(pi, "id").unwrap_or_default().to_string(),
-            client_secret: json::str(pi, "client_secret").map(str::to_string),
+            client_secret: snap
+                .client_secret
+                .clone()
+                .or_else(|| json::str(pi, "client_secret").map(str::to_string)),
             status: status.to_string(),
         })
 }
@@ -181,13 +190,16 @@ async fn subscribe(
         .iter()
         .find(|s| billing::LIVE.contains(&status(s).as_str()) && status(s) != "incomplete");
     let answer = match live {
-        // Already on this plan (a retried call): nothing to change, just refresh.
-        Some(s) if subscription_plan_id(s).as_deref() == Some(plan_id) && coupon.is_none() => {
+        // Already on this plan, with this coupon (a retried call): nothing to change, just refresh.
+        Some(s)
+            if subscription_shape::plan_id(s).as_deref() == Some(plan_id)
+                && coupon.is_none_or(|c| subscription_shape::coupons(s).contains(&c)) =>
+        {
             subscriptions::retrieve(&ctx.stripe, json::str(s, "id").unwrap_or_default()).await?
         }
         Some(s) => {
             let sub_id = json::str(s, "id").unwrap_or_default();
-            let item = subscriptions::item_id(s).ok_or_else(|| {
+            let item = subscription_shape::item_id(s).ok_or_else(|| {
                 ApiError::Internal(anyhow::anyhow!("subscription {sub_id} has no item"))
             })?;
             subscriptions::change_plan(&ctx.stripe, sub_id, item, plan_id, coupon, key("update"))
@@ -275,17 +287,13 @@ async fn intent_succeeded(
             "this payment intent pays no subscription",
         )
     };
-    let invoice_id = json::id(&pi, "invoice").ok_or_else(not_subscription)?;
-    let invoice = invoices::invoice(&ctx.stripe, invoice_id).await?;
-    let sub_id = json::id(&invoice, "subscription")
-        .or_else(|| {
-            invoice
-                .pointer("/parent/subscription_details/subscription")
-                .and_then(Value::as_str)
-        })
+    let invoice_id = invoice_of_intent(ctx, &pi, intent_id)
+        .await?
         .ok_or_else(not_subscription)?;
+    let invoice = invoices::invoice(&ctx.stripe, &invoice_id).await?;
+    let sub_id = invoice_shape::subscription(&invoice).ok_or_else(not_subscription)?;
     let snap = refresh::refresh(&ctx.db, &ctx.stripe, sub_id, "payment_intent_succeed").await?;
-    if subscription_plan_id(&snap.subscription).as_deref() != plan.stripe_id.as_deref() {
+    if subscription_shape::plan_id(&snap.subscription).as_deref() != plan.stripe_id.as_deref() {
         return Err(ApiError::bad_request(
             "plan_mismatch",
             format!("this payment is for another plan than {:?}", plan.name),
@@ -300,6 +308,27 @@ async fn intent_succeeded(
     ctx.db.end_trial(&bucket.id).await?;
     tracing::info!(bucket = %bucket.id, subscription = snap.id(), "3-D Secure payment confirmed");
     Ok(())
+}
+
+/// The invoice a payment intent pays: the one it names (until basil), else,
+/// at versions with InvoicePayments, the invoice of its (paid) InvoicePayment.
+async fn invoice_of_intent(
+    ctx: &ApiContext,
+    pi: &Value,
+    intent_id: &str,
+) -> ApiResult<Option<String>> {
+    if let Some(id) = payment_intent::invoice(pi) {
+        return Ok(Some(id.to_string()));
+    }
+    if !ctx.stripe.invoice_payments() {
+        return Ok(None);
+    }
+    let payments = invoices::payments_of_intent(&ctx.stripe, intent_id).await?;
+    let paid = payments
+        .iter()
+        .find(|p| invoice_payment::is_paid(p))
+        .or(payments.first());
+    Ok(paid.and_then(invoice_payment::invoice).map(str::to_string))
 }
 
 fn rfc3339(t: i64) -> Option<String> {
@@ -337,9 +366,11 @@ impl SubscriptionApi {
             .bucket(&access.bucket.id)
             .await?
             .unwrap_or(access.bucket);
+        let mut subscription = snap.subscription;
+        subscription_shape::legacy_fields(&mut subscription);
         Ok(Json(SubscribeAnswer {
             bucket: view(&ctx, &bucket, access.role).await?,
-            subscription: snap.subscription,
+            subscription,
             payment_intent,
         }))
     }
@@ -366,7 +397,8 @@ impl SubscriptionApi {
         }))
     }
 
-    /// The bucket's subscription (the live one, else the most recent past one), as Stripe shows it.
+    /// The bucket's subscription (the live one, else the most recent past one), as Stripe
+    /// shows it, with `current_period_start` and `current_period_end` whatever the Stripe API version.
     #[oai(
         path = "/api/bucket/:id/payment/subscription",
         method = "get",
@@ -380,8 +412,9 @@ impl SubscriptionApi {
     ) -> ApiResult<Json<Value>> {
         let access = auth.read(&ctx, &id).await?;
         let state = plan_state(&ctx.db, &ctx.cfg.catalog, &access.bucket.id).await?;
-        let sub = state.subscription.ok_or_else(no_subscription)?;
-        Ok(Json(sub.data))
+        let mut sub = state.subscription.ok_or_else(no_subscription)?.data;
+        subscription_shape::legacy_fields(&mut sub);
+        Ok(Json(sub))
     }
 
     /// Status, plan and cancelation date of the bucket's subscription (current or past).

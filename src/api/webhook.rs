@@ -8,7 +8,11 @@
 //! (woken right away), so the answer never waits on Stripe, and an event whose
 //! apply fails is still acknowledged once, then retried by us rather than by Stripe.
 //! - bad or missing signature, stale or future timestamp, not an event: 400, nothing stored;
+//! - a thin event (`v2.core.event`, sent by an event destination of Stripe's
+//!   v2 API): 200, nothing stored (it carries no object to mirror);
 //! - an id already in the inbox: 200, nothing applied again;
+//! - an event paysync does not mirror (`invoice.upcoming`, whose invoice has
+//!   no id yet), or whose object it does not know: stored, 200, nothing else.
 //! - the inbox cannot be written: 503, so Stripe delivers it again later.
 //!
 //! It is a plain poem route, not part of the OpenAPI spec: Stripe is its only
@@ -66,6 +70,16 @@ async fn receive(ctx: &ApiContext, req: &Request, body: Body) -> Response {
     let Ok(value) = serde_json::from_str::<Value>(text) else {
         return refuse("not_an_event", "body is not JSON");
     };
+    if let Some(object) = thin_event(&value) {
+        tracing::warn!(object, r#type = ?value.get("type"), "thin event ignored: paysync mirrors snapshot events (data.object); point only a snapshot-event endpoint here");
+        metrics::counter!("paysync_webhook_refused_total", "reason" => "thin_event").increment(1);
+        return Response::builder()
+            .status(StatusCode::OK)
+            .content_type("application/json; charset=utf-8")
+            .body(
+                json!({"received": true, "ignored": "thin events are not mirrored"}).to_string(),
+            );
+    }
     let Some(event) = Event::parse(&value) else {
         return refuse(
             "not_an_event",
@@ -98,6 +112,15 @@ async fn receive(ctx: &ApiContext, req: &Request, body: Body) -> Response {
             )
         }
     }
+}
+
+/// The `object` of a thin event (`v2.core.event`): an id and a type, no
+/// object. Stripe's v2 event destinations send these; there is nothing to
+/// mirror in them, and refusing them would only make Stripe retry for days.
+fn thin_event(body: &Value) -> Option<&str> {
+    body.get("object")
+        .and_then(Value::as_str)
+        .filter(|o| o.starts_with("v2."))
 }
 
 fn refuse(code: &str, message: &str) -> Response {

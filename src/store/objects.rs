@@ -19,16 +19,19 @@ pub enum Kind {
     Invoice,
     Charge,
     PaymentIntent,
+    /// The link of an invoice to the payment that paid it (Stripe API basil and later).
+    InvoicePayment,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Customer,
         Kind::Source,
         Kind::Subscription,
         Kind::Invoice,
         Kind::Charge,
         Kind::PaymentIntent,
+        Kind::InvoicePayment,
     ];
 
     pub fn table(self) -> &'static str {
@@ -39,6 +42,7 @@ impl Kind {
             Kind::Invoice => "stripe_invoices",
             Kind::Charge => "stripe_charges",
             Kind::PaymentIntent => "stripe_payment_intents",
+            Kind::InvoicePayment => "stripe_invoice_payments",
         }
     }
 
@@ -50,6 +54,7 @@ impl Kind {
             Kind::Invoice => "invoice",
             Kind::Charge => "charge",
             Kind::PaymentIntent => "payment_intent",
+            Kind::InvoicePayment => "invoice_payment",
         }
     }
 
@@ -67,7 +72,8 @@ pub struct Mirror {
     pub bucket_id: Option<String>,
     /// Kind-specific state: subscription/invoice/charge/intent status, or a source's type.
     pub status: Option<String>,
-    /// Kind-specific link: a subscription's plan, an invoice's subscription, a charge's invoice.
+    /// Kind-specific link: a subscription's plan, an invoice's subscription, a
+    /// charge's or an invoice payment's invoice.
     pub parent_id: Option<String>,
     pub created: i64,
     /// The whole Stripe object.
@@ -420,9 +426,9 @@ pub async fn customer_objects_in(
 }
 
 /// Every cached row of a Stripe customer — the customer row and its sources,
-/// subscriptions, invoices and charges — as (kind, id, stored JSON text,
-/// tombstone), unparsed and in one round trip: the full reconcile compares
-/// Stripe's listings with these in memory.
+/// subscriptions, invoices, invoice payments and charges — as (kind, id,
+/// stored JSON text, tombstone), unparsed and in one round trip: the full
+/// reconcile compares Stripe's listings with these in memory.
 pub async fn customer_texts_all_in(
     conn: &mut AnyConnection,
     customer_id: &str,
@@ -431,15 +437,13 @@ pub async fn customer_texts_all_in(
         UNION ALL SELECT 'source' AS kind, id, data, deleted FROM stripe_sources WHERE customer_id = $2 \
         UNION ALL SELECT 'subscription' AS kind, id, data, deleted FROM stripe_subscriptions WHERE customer_id = $3 \
         UNION ALL SELECT 'invoice' AS kind, id, data, deleted FROM stripe_invoices WHERE customer_id = $4 \
-        UNION ALL SELECT 'charge' AS kind, id, data, deleted FROM stripe_charges WHERE customer_id = $5";
-    let rows = sqlx::query(SQL)
-        .bind(customer_id)
-        .bind(customer_id)
-        .bind(customer_id)
-        .bind(customer_id)
-        .bind(customer_id)
-        .fetch_all(&mut *conn)
-        .await?;
+        UNION ALL SELECT 'charge' AS kind, id, data, deleted FROM stripe_charges WHERE customer_id = $5 \
+        UNION ALL SELECT 'invoice_payment' AS kind, id, data, deleted FROM stripe_invoice_payments WHERE customer_id = $6";
+    let mut query = sqlx::query(SQL);
+    for _ in 0..6 {
+        query = query.bind(customer_id);
+    }
+    let rows = query.fetch_all(&mut *conn).await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in &rows {
         let kind: String = r.try_get("kind")?;

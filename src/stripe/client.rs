@@ -150,6 +150,13 @@ impl Stripe {
         &self.inner.api_version
     }
 
+    /// Does the pinned version link payments to invoices through
+    /// InvoicePayments (see [`super::version::has_invoice_payments`])? The
+    /// calls choose their expansions and look-ups by it.
+    pub fn invoice_payments(&self) -> bool {
+        super::version::has_invoice_payments(&self.inner.api_version)
+    }
+
     /// Send a request built by one of async-stripe's request builders.
     /// `idempotency_key` is used for writes; a fresh one is made when None.
     pub async fn send(

@@ -1,5 +1,6 @@
 //! The Stripe gateway: every call paysync makes to Stripe goes through here.
-//! `client` sends; the other modules build the calls of one resource each.
+//! `client` sends; `shape` reads the objects Stripe answers, in any API
+//! version; the other modules build the calls of one resource each.
 
 pub mod cancel;
 pub mod cards;
@@ -10,6 +11,7 @@ pub mod invoices;
 pub mod json;
 pub mod pages;
 pub mod plans;
+pub mod shape;
 pub mod sources;
 pub mod stats;
 pub mod subscriptions;

@@ -13,6 +13,7 @@ use crate::store::inbox::requeue_events_mentioning_in;
 use crate::store::objects::{adopt_customer_objects_in, object_in, write_object_in};
 use crate::store::{Db, Kind, Mirror, Watermark, WriteOutcome};
 use crate::stripe::json;
+use crate::stripe::shape::{charge, invoice, invoice_payment, payment_intent, subscription};
 
 /// The Stripe customer an object belongs to (a customer: itself), if it names one.
 pub fn customer_of(obj: &Value) -> Option<&str> {
@@ -31,19 +32,9 @@ pub fn kind_of(obj: &Value) -> Option<Kind> {
         "invoice" => Some(Kind::Invoice),
         "charge" => Some(Kind::Charge),
         "payment_intent" => Some(Kind::PaymentIntent),
+        "invoice_payment" => Some(Kind::InvoicePayment),
         _ => None,
     }
-}
-
-/// The Stripe plan (or price) id of a subscription: `plan`, else its first item's plan or price.
-pub fn subscription_plan_id(sub: &Value) -> Option<String> {
-    if let Some(id) = json::id(sub, "plan") {
-        return Some(id.to_string());
-    }
-    let item = sub.pointer("/items/data/0")?;
-    json::id(item, "plan")
-        .or_else(|| json::id(item, "price"))
-        .map(str::to_string)
 }
 
 /// The cache row of a Stripe object (bucket not resolved yet).
@@ -53,31 +44,28 @@ pub fn mirror_of(obj: &Value, deleted: bool) -> Option<Mirror> {
     let id = json::str(obj, "id")?.to_string();
     let deleted = deleted || json::bool(obj, "deleted").unwrap_or(false);
     let customer = json::id(obj, "customer").map(str::to_string);
-    let (customer_id, status, parent_id) = match kind {
-        Kind::Customer => (Some(id.clone()), None, None),
+    let (customer_id, status) = match kind {
+        Kind::Customer => (Some(id.clone()), None),
         Kind::Source => {
             let ty = match json::str(obj, "object") {
                 Some("source") => json::str(obj, "type").unwrap_or("source").to_string(),
                 Some(other) => other.to_string(),
                 None => "card".into(),
             };
-            (customer, Some(ty), None)
+            (customer, Some(ty))
         }
-        Kind::Subscription => (
-            customer,
-            json::str(obj, "status").map(str::to_string),
-            subscription_plan_id(obj),
-        ),
-        Kind::Invoice => (
-            customer,
-            json::str(obj, "status").map(str::to_string),
-            json::id(obj, "subscription").map(str::to_string),
-        ),
-        Kind::Charge | Kind::PaymentIntent => (
-            customer,
-            json::str(obj, "status").map(str::to_string),
-            json::id(obj, "invoice").map(str::to_string),
-        ),
+        _ => (customer, json::str(obj, "status").map(str::to_string)),
+    };
+    let parent_id = match kind {
+        Kind::Customer | Kind::Source => None,
+        Kind::Subscription => subscription::plan_id(obj),
+        Kind::Invoice => invoice::subscription(obj).map(str::to_string),
+        // Since basil a charge or an intent no longer names its invoice: the
+        // invoice payments link them (see `api::invoices`).
+        Kind::Charge => charge::invoice(obj).map(str::to_string),
+        Kind::PaymentIntent => payment_intent::invoice(obj).map(str::to_string),
+        // No customer of its own: `store` files it under its invoice's.
+        Kind::InvoicePayment => invoice_payment::invoice(obj).map(str::to_string),
     };
     Some(Mirror {
         kind,
@@ -100,6 +88,9 @@ pub enum Stored {
     Outcome(WriteOutcome),
     /// Not an object paysync mirrors, or one of a customer of no bucket.
     Ignored,
+    /// An invoice payment whose invoice the cache does not have (yet): whose
+    /// it is only Stripe can tell (fetch the invoice first). Nothing written.
+    InvoiceUnknown,
 }
 
 /// Store a Stripe object under the watermark rule, resolving its bucket from its customer.
@@ -152,6 +143,12 @@ pub async fn store_known(
         previous = object_in(conn, m.kind, &m.id).await?;
         match &previous {
             Some(prev) => m.customer_id = prev.customer_id.clone(),
+            None if m.kind == Kind::InvoicePayment && m.parent_id.is_some() => {
+                match invoice_of(conn, &m).await? {
+                    Some(inv) => m.customer_id = inv.customer_id,
+                    None => return Ok(Stored::InvoiceUnknown),
+                }
+            }
             None => return Ok(Stored::Ignored),
         }
     }
@@ -167,6 +164,17 @@ pub async fn store_known(
         return Ok(Stored::Ignored);
     }
     Ok(Stored::Outcome(write_object_in(conn, &m, wm, force).await?))
+}
+
+/// The cached invoice an invoice payment pays.
+async fn invoice_of(
+    conn: &mut AnyConnection,
+    m: &Mirror,
+) -> sqlx::Result<Option<crate::store::Stored>> {
+    match m.parent_id.as_deref() {
+        Some(id) => object_in(conn, Kind::Invoice, id).await,
+        None => Ok(None),
+    }
 }
 
 /// The bucket of an object: the bucket linked to its customer; for a customer
@@ -248,5 +256,27 @@ mod tests {
         let card = json!({"object": "card", "id": "card_1", "customer": "cus_1", "deleted": true});
         assert!(mirror_of(&card, false).unwrap().deleted);
         assert!(mirror_of(&json!({"object": "product", "id": "prod_1"}), false).is_none());
+    }
+
+    #[test]
+    fn parents_of_both_versions() {
+        use crate::stripe::shape::fixtures;
+        let (old, new) = fixtures::invoice();
+        for inv in [old, new] {
+            let m = mirror_of(&inv, false).unwrap();
+            assert_eq!(m.parent_id.as_deref(), Some("sub_1TfPsyncStory01"));
+            assert_eq!(m.status.as_deref(), Some("paid"));
+        }
+        let (old, new) = fixtures::charge();
+        assert_eq!(
+            mirror_of(&old, false).unwrap().parent_id.as_deref(),
+            Some("in_1TfPsyncStory01")
+        );
+        assert_eq!(mirror_of(&new, false).unwrap().parent_id, None);
+        let m = mirror_of(&fixtures::invoice_payment(), false).unwrap();
+        assert_eq!(
+            (m.kind, m.customer_id.as_str(), m.parent_id.as_deref()),
+            (Kind::InvoicePayment, "", Some("in_1TfPsyncStory01"))
+        );
     }
 }

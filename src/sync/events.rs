@@ -26,6 +26,7 @@ use crate::store::objects::{
     Mirror, customer_objects_in, object_in, unwritten_outcome, write_objects_in,
 };
 use crate::store::{Db, Kind, Watermark, WriteOutcome};
+use crate::stripe::shape::invoice_payment;
 use crate::stripe::{Stripe, json};
 use crate::sync::apply::{self, KnownBuckets, Stored};
 
@@ -64,6 +65,7 @@ pub const MIRRORED: &[&str] = &[
     "payment_intent.succeeded",
     "payment_intent.payment_failed",
     "payment_intent.requires_action",
+    "invoice_payment.paid",
 ];
 
 pub fn mirrored(ty: &str) -> bool {
@@ -206,6 +208,8 @@ pub async fn apply_local(
     }
     let applied = match apply::store_known(conn, e.object, &wm, deleted, false, known).await? {
         Stored::Ignored => Applied::Ignored,
+        // Its invoice is not cached yet: the worker fetches it from Stripe first.
+        Stored::InvoiceUnknown => return Ok(Local::NeedsStripe),
         Stored::Outcome(WriteOutcome::Tie) => {
             match resolve_tie(conn, kind, e.object, &wm, deleted).await? {
                 Some(applied) => applied,
@@ -433,7 +437,7 @@ async fn resolve_tie(
 
 fn stored(s: Stored) -> Applied {
     match s {
-        Stored::Ignored => Applied::Ignored,
+        Stored::Ignored | Stored::InvoiceUnknown => Applied::Ignored,
         Stored::Outcome(o) => Applied::Stored(o),
     }
 }
@@ -462,7 +466,29 @@ pub fn version(obj: &Value) -> Option<i64> {
 }
 
 /// Fetch the object from Stripe and store that answer (a 404 stores a tombstone).
+/// An invoice payment's invoice is fetched and stored first when the cache
+/// does not have it: the invoice tells whose payment it is.
 async fn refetch(db: &Db, stripe: &Stripe, obj: &Value, wm: &Watermark) -> anyhow::Result<Applied> {
+    if apply::kind_of(obj) == Some(Kind::InvoicePayment)
+        && let Some(invoice) = invoice_payment::invoice(obj)
+        && db.object(Kind::Invoice, invoice).await?.is_none()
+    {
+        let invoice = serde_json::json!({"object": "invoice", "id": invoice});
+        let fetched = fetch_and_store(db, stripe, &invoice, wm).await?;
+        tracing::debug!(
+            result = fetched.label(),
+            "fetched the invoice of an invoice payment"
+        );
+    }
+    fetch_and_store(db, stripe, obj, wm).await
+}
+
+async fn fetch_and_store(
+    db: &Db,
+    stripe: &Stripe,
+    obj: &Value,
+    wm: &Watermark,
+) -> anyhow::Result<Applied> {
     let path = retrieve_path(obj)
         .ok_or_else(|| anyhow::anyhow!("cannot tell how to fetch this object from Stripe"))?;
     let fetched = match stripe
@@ -472,7 +498,7 @@ async fn refetch(db: &Db, stripe: &Stripe, obj: &Value, wm: &Watermark) -> anyho
         Ok(v) => v,
         Err(e) if e.is_not_found() => {
             let outcome = match apply::store(db, obj, wm, true, true).await? {
-                Stored::Ignored => return Ok(Applied::Ignored),
+                Stored::Ignored | Stored::InvoiceUnknown => return Ok(Applied::Ignored),
                 Stored::Outcome(o) => o,
             };
             return Ok(Applied::Refetched(outcome));
@@ -489,7 +515,7 @@ async fn refetch(db: &Db, stripe: &Stripe, obj: &Value, wm: &Watermark) -> anyho
         (&fetched, deleted || detached)
     };
     match apply::store(db, to_store, wm, gone, true).await? {
-        Stored::Ignored => Ok(Applied::Ignored),
+        Stored::Ignored | Stored::InvoiceUnknown => Ok(Applied::Ignored),
         Stored::Outcome(o) => Ok(Applied::Refetched(o)),
     }
 }
@@ -508,6 +534,7 @@ fn retrieve_path(obj: &Value) -> Option<String> {
         "invoice" => format!("/invoices/{id}"),
         "charge" => format!("/charges/{id}"),
         "payment_intent" => format!("/payment_intents/{id}"),
+        "invoice_payment" => format!("/invoice_payments/{id}"),
         _ => return None,
     };
     Some(path)

@@ -1,5 +1,6 @@
 //! Full reconcile: for every bucket's Stripe customer, fetch the customer with
-//! its sources, card PaymentMethods, subscriptions, invoices and charges, write
+//! its sources, card PaymentMethods, subscriptions, invoices (with their
+//! InvoicePayments, at API versions that have them) and charges, write
 //! what differs from the cache (under the watermark rule: a listing never
 //! overwrites a row an event made newer), tombstone what Stripe no longer has,
 //! and count the drift per kind. Resumable: the last finished bucket is kept in
@@ -30,7 +31,8 @@ use crate::store::objects::{
 };
 use crate::store::{Db, Kind, Mirror, Watermark, WriteOutcome, now};
 use crate::stripe::pages::{PAGE, list_all};
-use crate::stripe::{Stripe, json};
+use crate::stripe::shape::invoice as invoice_shape;
+use crate::stripe::{Stripe, invoices, json};
 use crate::sync::apply::{Stored, mirror_of, store_in_bucket};
 
 /// Cursor: the last bucket a full run finished (cleared when a run completes).
@@ -250,11 +252,15 @@ struct Live {
     /// Sources (cards, SEPA) and card PaymentMethods.
     sources: Vec<Value>,
     subscriptions: Vec<Value>,
+    /// As webhooks show them (without the includable fields the listing expanded).
     invoices: Vec<Value>,
+    /// None: the pinned API version has no InvoicePayments to list.
+    invoice_payments: Option<Vec<Value>>,
     charges: Vec<Value>,
 }
 
-/// The customer with its sources, card PaymentMethods, subscriptions, invoices and charges.
+/// The customer with its sources, card PaymentMethods, subscriptions,
+/// invoices, invoice payments and charges.
 async fn fetch(stripe: &Stripe, customer_id: &str) -> anyhow::Result<Fetched> {
     let wm = Watermark {
         created: now(),
@@ -311,14 +317,30 @@ async fn fetch(stripe: &Stripe, customer_id: &str) -> anyhow::Result<Fetched> {
         req.build()
     })
     .await?;
-    let invoices = list_all(stripe, |after| {
+    let with_payments = stripe.invoice_payments();
+    let mut invoices = list_all(stripe, |after| {
         let mut req = ListInvoice::new().customer(customer_id).limit(PAGE);
+        if with_payments {
+            // Includable: the InvoicePayments come with each invoice, no request of their own.
+            req = req.expand(vec!["data.payments".to_string()]);
+        }
         if let Some(a) = after {
             req = req.starting_after(a);
         }
         req.build()
     })
     .await?;
+    let mut invoice_payments = Vec::new();
+    for invoice in &mut invoices {
+        let taken = invoice_shape::take_includables(invoice);
+        if taken.more_payments
+            && let Some(id) = json::str(invoice, "id")
+        {
+            invoice_payments.extend(invoices::payments_of_invoice(stripe, id).await?);
+        } else {
+            invoice_payments.extend(taken.payments);
+        }
+    }
     let charges = list_all(stripe, |after| {
         let mut req = ListCharge::new().customer(customer_id).limit(PAGE);
         if let Some(a) = after {
@@ -335,16 +357,18 @@ async fn fetch(stripe: &Stripe, customer_id: &str) -> anyhow::Result<Fetched> {
             sources,
             subscriptions,
             invoices,
+            invoice_payments: with_payments.then_some(invoice_payments),
             charges,
         }),
     })
 }
 
 /// The kinds listed per customer, in the order they are compared.
-const LISTED: [Kind; 4] = [
+const LISTED: [Kind; 5] = [
     Kind::Source,
     Kind::Subscription,
     Kind::Invoice,
+    Kind::InvoicePayment,
     Kind::Charge,
 ];
 
@@ -391,11 +415,14 @@ async fn write_listed(
     }
     let mut missing = Vec::new();
     for (kind, listed) in [
-        (Kind::Source, &live.sources),
-        (Kind::Subscription, &live.subscriptions),
-        (Kind::Invoice, &live.invoices),
-        (Kind::Charge, &live.charges),
+        (Kind::Source, Some(&live.sources)),
+        (Kind::Subscription, Some(&live.subscriptions)),
+        (Kind::Invoice, Some(&live.invoices)),
+        (Kind::InvoicePayment, live.invoice_payments.as_ref()),
+        (Kind::Charge, Some(&live.charges)),
     ] {
+        // Not listed at this API version: the cached rows stay as they are.
+        let Some(listed) = listed else { continue };
         let rows = by_kind.remove(&kind).unwrap_or_default();
         let mut seen = HashSet::new();
         for obj in listed {
@@ -480,7 +507,8 @@ fn retrieve_path(kind: Kind, _customer_id: &str, row: &Row) -> Option<String> {
         Kind::Subscription => Some(format!("/subscriptions/{}", row.id)),
         Kind::Invoice => Some(format!("/invoices/{}", row.id)),
         Kind::Charge => Some(format!("/charges/{}", row.id)),
-        Kind::Customer | Kind::PaymentIntent => None,
+        // Every payment of every listed invoice was listed: one missing is gone.
+        Kind::Customer | Kind::PaymentIntent | Kind::InvoicePayment => None,
     }
 }
 

@@ -1,5 +1,5 @@
 //! Refreshing one subscription and what its latest payment made (invoice,
-//! payment intent, charge) from Stripe into the cache.
+//! its invoice payments, payment intent, charge) from Stripe into the cache.
 //!
 //! Everything is fetched first and stored only when every fetch succeeded: a
 //! Stripe failure midway leaves the cache as it was (the subscription then
@@ -10,6 +10,7 @@
 use serde_json::Value;
 
 use crate::store::{Db, Watermark};
+use crate::stripe::shape::{invoice as invoice_shape, invoice_payment};
 use crate::stripe::{Stripe, StripeError, invoices, json, subscriptions};
 use crate::sync::apply;
 
@@ -20,8 +21,12 @@ use crate::sync::apply;
 pub struct Snapshot {
     pub subscription: Value,
     pub invoice: Option<Value>,
+    /// The invoice's InvoicePayments (since basil).
+    pub invoice_payments: Vec<Value>,
     pub payment_intent: Option<Value>,
     pub charge: Option<Value>,
+    /// The invoice's `confirmation_secret.client_secret` (since basil; not stored).
+    pub client_secret: Option<String>,
 }
 
 impl Snapshot {
@@ -54,26 +59,42 @@ fn collapse(obj: &mut Value, key: &str) {
 
 /// Complete a subscription answer (expanded or not) into a snapshot, fetching
 /// what Stripe did not expand. Stores nothing.
+///
+/// The payment intent is the one the invoice names (until basil), else the
+/// one of its default InvoicePayment; the charge is the invoice's (until
+/// basil), else the intent's latest, else the one an InvoicePayment names.
 pub async fn complete(stripe: &Stripe, mut sub: Value) -> Result<Snapshot, StripeError> {
     let mut invoice = expanded(sub.get("latest_invoice"), |id| async move {
         invoices::invoice(stripe, &id).await
     })
     .await?;
-    let mut payment_intent = match &invoice {
-        Some(inv) => {
-            expanded(inv.get("payment_intent"), |id| async move {
-                invoices::payment_intent(stripe, &id).await
-            })
-            .await?
-        }
-        None => None,
-    };
+    let mut includables = invoice
+        .as_mut()
+        .map(invoice_shape::take_includables)
+        .unwrap_or_default();
+    if includables.more_payments
+        && let Some(id) = invoice.as_ref().and_then(|i| json::str(i, "id"))
+    {
+        includables.payments = invoices::payments_of_invoice(stripe, id).await?;
+    }
+    let paid_by = invoice_payment::default_of(&includables.payments);
+    let id = |id: &str| Value::String(id.to_string());
+    let intent_field = invoice
+        .as_ref()
+        .and_then(invoice_shape::payment_intent_field)
+        .cloned()
+        .or_else(|| paid_by.and_then(invoice_payment::payment_intent).map(id));
+    let mut payment_intent = expanded(intent_field.as_ref(), |id| async move {
+        invoices::payment_intent(stripe, &id).await
+    })
+    .await?;
     let charge_field = invoice
         .as_ref()
-        .and_then(|i| i.get("charge"))
+        .and_then(invoice_shape::charge_field)
+        .or_else(|| payment_intent.as_ref()?.get("latest_charge"))
         .filter(|c| !c.is_null())
-        .or_else(|| payment_intent.as_ref().and_then(|p| p.get("latest_charge")))
-        .cloned();
+        .cloned()
+        .or_else(|| paid_by.and_then(invoice_payment::charge).map(id));
     let charge = expanded(charge_field.as_ref(), |id| async move {
         invoices::charge(stripe, &id).await
     })
@@ -88,18 +109,22 @@ pub async fn complete(stripe: &Stripe, mut sub: Value) -> Result<Snapshot, Strip
     Ok(Snapshot {
         subscription: sub,
         invoice,
+        invoice_payments: includables.payments,
         payment_intent,
         charge,
+        client_secret: includables.client_secret,
     })
 }
 
-/// Store a snapshot (children first). `route` names the writer in the watermark.
+/// Store a snapshot (children first; invoice payments after their invoice,
+/// whose customer they are filed under). `route` names the writer in the watermark.
 pub async fn store(db: &Db, snap: &Snapshot, route: &str) -> sqlx::Result<()> {
     let wm = Watermark::api(route);
-    for obj in [&snap.charge, &snap.payment_intent, &snap.invoice]
+    let children = [&snap.charge, &snap.payment_intent, &snap.invoice]
         .into_iter()
         .flatten()
-    {
+        .chain(&snap.invoice_payments);
+    for obj in children {
         apply::store(db, obj, &wm, false, true).await?;
     }
     apply::store(db, &snap.subscription, &wm, false, true).await?;

@@ -16,6 +16,10 @@ fn cli(app: &TestApp, args: &[&str]) -> (bool, String) {
         .env("DATABASE_URL", &app.db.url)
         .env("STRIPE_SECRET_KEY", "sk_test_paysync")
         .env("STRIPE_API_BASE", localstripe_url())
+        .env(
+            "PAYSYNC_STRIPE_API_VERSION",
+            paysync::stripe::version::LEGACY,
+        )
         .env("RUST_LOG", "warn")
         .output()
         .expect("run paysync");

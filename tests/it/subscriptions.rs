@@ -105,6 +105,10 @@ async fn plans_sync_is_idempotent() {
             ])
             .env("STRIPE_SECRET_KEY", "sk_test_paysync")
             .env("STRIPE_API_BASE", localstripe_url())
+            .env(
+                "PAYSYNC_STRIPE_API_VERSION",
+                paysync::stripe::version::LEGACY,
+            )
             .env("RUST_LOG", "warn")
             .output()
             .expect("run paysync");

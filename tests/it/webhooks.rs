@@ -1407,6 +1407,10 @@ async fn catch_up_applies_what_it_stored(b: Backend) {
         .env("DATABASE_URL", &app.db.url)
         .env("STRIPE_SECRET_KEY", "sk_test_paysync")
         .env("STRIPE_API_BASE", localstripe_url())
+        .env(
+            "PAYSYNC_STRIPE_API_VERSION",
+            paysync::stripe::version::LEGACY,
+        )
         .env("RUST_LOG", "warn")
         .output()
         .expect("run paysync");

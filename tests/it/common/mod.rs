@@ -4,6 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod shapes;
+pub mod standin;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -149,6 +152,9 @@ impl TestDb {
 pub struct Options {
     /// Stripe API base (localstripe by default; a wiremock server's URI for failure tests).
     pub stripe_base: Option<String>,
+    /// The Stripe API version paysync pins its calls to: localstripe's
+    /// (`version::LEGACY`) by default; stand-ins in current shapes set the newest.
+    pub stripe_api_version: &'static str,
     pub stripe_timeout: Duration,
     pub stripe_max_attempts: u32,
     pub stripe_rps: u32,
@@ -171,6 +177,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             stripe_base: None,
+            stripe_api_version: paysync::stripe::version::LEGACY,
             stripe_timeout: Duration::from_secs(10),
             stripe_max_attempts: 3,
             stripe_rps: 0,
@@ -212,7 +219,7 @@ pub fn settings(bind: std::net::SocketAddr, db: &TestDb, opts: &Options) -> Sett
             timeout: opts.stripe_timeout,
             max_attempts: opts.stripe_max_attempts,
             rps: opts.stripe_rps,
-            api_version: paysync::stripe::version::DEFAULT.into(),
+            api_version: opts.stripe_api_version.into(),
         },
         webhook_secrets: opts.webhook_secrets.clone(),
         webhook_tolerance: opts.webhook_tolerance,
@@ -342,10 +349,16 @@ impl TestApp {
     /// A new bucket owned by `owner`.
     pub async fn bucket(&self, owner: &str) -> String {
         let id = new_id();
+        self.bucket_with_id(&id, owner).await;
+        id
+    }
+
+    /// A new bucket of this id (one a fixture names) owned by `owner`.
+    pub async fn bucket_with_id(&self, id: &str, owner: &str) {
         self.ctx
             .db
             .put_bucket(
-                &id,
+                id,
                 &format!("bucket of {owner}"),
                 &[Member {
                     user_id: owner.into(),
@@ -354,7 +367,6 @@ impl TestApp {
             )
             .await
             .expect("create bucket");
-        id
     }
 
     pub async fn add_member(&self, bucket: &str, user: &str, role: Role) {

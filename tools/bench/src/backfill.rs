@@ -25,6 +25,11 @@ pub fn reconcile(
         .env("DATABASE_URL", database_url)
         .env("STRIPE_SECRET_KEY", STRIPE_KEY)
         .env("STRIPE_API_BASE", stripe_base)
+        // The stand-in answers in the shapes of that version.
+        .env(
+            "PAYSYNC_STRIPE_API_VERSION",
+            paysync::stripe::version::LEGACY,
+        )
         .env("PAYSYNC_STRIPE_RPS", "0")
         .env("RUST_LOG", "warn")
         .output()?;

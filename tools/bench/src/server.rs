@@ -48,6 +48,11 @@ impl Paysync {
             .env("PAYSYNC_JWT_SECRET", JWT_SECRET)
             .env("STRIPE_SECRET_KEY", STRIPE_KEY)
             .env("STRIPE_API_BASE", s.stripe_base)
+            // The stand-in answers in the shapes of that version.
+            .env(
+                "PAYSYNC_STRIPE_API_VERSION",
+                paysync::stripe::version::LEGACY,
+            )
             .env("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)
             .env("PAYSYNC_PLANS", s.root.join("fixtures/plans.toml"))
             .env("RUST_LOG", s.rust_log)
