@@ -125,6 +125,8 @@ async fn sync_health_and_replay(b: Backend) {
         stripe_base: Some("http://127.0.0.1:9".into()),
         stripe_max_attempts: 1,
         stripe_timeout: Duration::from_secs(2),
+        // Not the harness's (localstripe's) version: /admin/ops shows the one configured.
+        stripe_api_version: paysync::stripe::version::DEFAULT,
         sync: SyncSettings {
             max_attempts: 1,
             refetch: vec![Kind::Customer],
