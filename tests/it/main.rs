@@ -7,6 +7,7 @@ mod apply_batch;
 mod banks;
 mod cards;
 mod cards_wiremock;
+mod contract;
 mod foundation;
 mod leader;
 mod reconcile;
