@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use poem::listener::TcpListener;
 use poem::web::Data;
-use poem::{Endpoint, EndpointExt, Route, Server, handler, post};
+use poem::{Endpoint, EndpointExt, Route, Server, get, handler, post};
 use tokio::sync::Notify;
 
 use crate::api;
@@ -66,6 +66,7 @@ impl ApiContext {
 /// The whole HTTP app: API routes, spec, docs, with JSON errors everywhere.
 pub fn app(ctx: ApiContext) -> impl Endpoint {
     crate::metrics::handle();
+    api::ops::mark_start();
     let service = api::service();
     let spec = service.spec_endpoint();
     let docs = service.swagger_ui();
@@ -76,6 +77,9 @@ pub fn app(ctx: ApiContext) -> impl Endpoint {
         .nest("/docs", docs)
         .at("/metrics", metrics_text)
         .at(api::webhook::PATH, post(api::webhook::stripe_webhook))
+        .at("/billing", get(crate::pages::billing))
+        .at("/ops", get(crate::pages::ops))
+        .at("/assets/:name", get(crate::pages::asset))
         .with(api::middleware::BodyLimit(max_body))
         .data(ctx)
         .catch_all_error(api::middleware::json_error)

@@ -196,6 +196,14 @@ pub struct ServeArgs {
     /// Public URL of this server, given to clients as `node.endpoints.web` (default: from --bind).
     #[arg(long = "public-url", env = "PAYSYNC_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Stripe publishable key (`pk_…`) the billing page (`/billing`) gives
+    /// Stripe.js, which turns card details into tokens in the browser; without
+    /// it the page cannot add cards.
+    #[arg(
+        long = "stripe-publishable-key",
+        env = "PAYSYNC_STRIPE_PUBLISHABLE_KEY"
+    )]
+    pub stripe_publishable_key: Option<String>,
     /// Plan catalog (TOML).
     #[arg(long, env = "PAYSYNC_PLANS", default_value = "fixtures/plans.toml")]
     pub plans: PathBuf,
@@ -249,6 +257,8 @@ pub struct Settings {
     pub public_url: String,
     pub jwt: JwtKeys,
     pub catalog: Catalog,
+    /// The Stripe publishable key of the billing page (`pk_…`).
+    pub publishable_key: Option<String>,
     pub max_body: usize,
     /// Bytes of cards answers kept in memory (`store::cards_cache`).
     pub cards_cache: usize,
@@ -343,6 +353,18 @@ impl ServeArgs {
             None => format!("http://{bind}"),
         };
         let catalog = Catalog::load(&self.plans)?;
+        let publishable_key = match self.stripe_publishable_key.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(k)
+                if k.starts_with("pk_")
+                    && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+            {
+                Some(k.to_string())
+            }
+            Some(_) => {
+                bail!("PAYSYNC_STRIPE_PUBLISHABLE_KEY: must be a Stripe publishable key (pk_…)")
+            }
+        };
         if self.max_body < 1024 {
             bail!("PAYSYNC_MAX_BODY: must be at least 1024 bytes");
         }
@@ -365,6 +387,7 @@ impl ServeArgs {
             public_url,
             jwt,
             catalog,
+            publishable_key,
             max_body: self.max_body,
             cards_cache: self.cards_cache_mib.saturating_mul(1024 * 1024),
             cards_look_every: crate::store::changes::LOOK_EVERY,

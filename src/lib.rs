@@ -13,6 +13,7 @@ pub mod cli;
 pub mod error;
 pub mod logging;
 pub mod metrics;
+pub mod pages;
 pub mod plans;
 pub mod store;
 pub mod stripe;

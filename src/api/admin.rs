@@ -87,9 +87,6 @@ impl Example for Deleted {
     }
 }
 
-const ADMIN_UNAUTHORIZED: &str = "Missing or wrong admin token";
-const ADMIN_OFF: &str = "the admin API is off (PAYSYNC_ADMIN_TOKEN is not set)";
-
 statuses! {
     AdminCreateBucket {
         400 => "an invalid name or member list",

@@ -11,7 +11,7 @@
 //! `ERRORS` lists every status the route can answer, including those raised
 //! outside the handler: 401 (the security scheme), 400 for a body poem cannot
 //! parse, 413 and 415 (a body too large / not JSON, routes with a body only).
-//! `tests/it/contract.rs` makes every route answer every status its spec
+//! `tests/it/spec_contract.rs` makes every route answer every status its spec
 //! lists, and fails on a status no request can bring about.
 
 use std::marker::PhantomData;
@@ -51,17 +51,11 @@ pub type Reply<T, S> = Result<Success<T, S>, Failure<S>>;
 
 /// `Ok` of a [`Reply`]: the payload, whatever `S` the reply's type names.
 pub fn ok<T, S>(body: T) -> Reply<T, S> {
-    Ok(Success::new(body))
+    Ok(Success(body, PhantomData))
 }
 
-/// A 200 answer, documented with `S::OK`.
-pub struct Success<T, S>(pub T, PhantomData<fn() -> S>);
-
-impl<T, S> Success<T, S> {
-    pub fn new(body: T) -> Self {
-        Success(body, PhantomData)
-    }
-}
+/// A 200 answer, documented with `S::OK` (made by [`ok`]).
+pub struct Success<T, S>(T, PhantomData<fn() -> S>);
 
 impl<T: ApiResponse, S: Statuses> ApiResponse for Success<T, S> {
     fn meta() -> MetaResponses {
@@ -132,6 +126,8 @@ impl<S: Statuses> From<Failure<S>> for poem::Error {
 
 /// Descriptions shared by many operations.
 pub const UNAUTHORIZED: &str = "Missing, malformed, badly signed or expired bearer token";
+pub const ADMIN_UNAUTHORIZED: &str = "Missing or wrong admin token";
+pub const ADMIN_OFF: &str = "the admin API is off (PAYSYNC_ADMIN_TOKEN is not set)";
 pub const FORBIDDEN_ROLE: &str =
     "The caller is a member of the bucket, but only owners and admins may change its billing";
 pub const UNKNOWN_BUCKET: &str = "No such bucket, or the caller is not a member of it";

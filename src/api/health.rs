@@ -41,8 +41,8 @@ pub struct HealthApi;
 impl HealthApi {
     /// The process is up.
     #[oai(path = "/healthz", method = "get", operation_id = "healthz")]
-    async fn healthz(&self) -> Success<Json<Health>, Healthz> {
-        Success::new(Json(Health {
+    async fn healthz(&self) -> Reply<Json<Health>, Healthz> {
+        ok(Json(Health {
             status: "ok".into(),
         }))
     }

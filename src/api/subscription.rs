@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
 use poem::web::Data;
-use poem_openapi::param::{Header, Path};
+use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{Object, OpenApi};
@@ -16,6 +16,7 @@ use serde_json::Value;
 use crate::api::Tag;
 use crate::api::access::UserAuth;
 use crate::api::bucket::{BucketView, view};
+use crate::api::cancel;
 use crate::api::cards::{attach_card, has_default_payment_method};
 use crate::api::contract::*;
 use crate::api::schema::{Shaped, Subscription};
@@ -140,6 +141,28 @@ statuses! {
         413 => TOO_LARGE,
         415 => NOT_JSON,
         500 => "stripe/database error",
+        503 => UNAVAILABLE,
+    }
+}
+
+statuses! {
+    CancelSubscription: "the subscription is canceled (at period end, or now): the bucket with its plan now, and the subscription" {
+        400 => "an invalid at or Idempotency-Key, or Stripe refused the request",
+        401 => UNAUTHORIZED,
+        403 => FORBIDDEN_ROLE,
+        404 => "the bucket has no live subscription to cancel (or no such bucket, or the caller is not a member)",
+        500 => STRIPE_ERROR,
+        503 => UNAVAILABLE,
+    }
+}
+
+statuses! {
+    ResumeSubscription: "the subscription goes on renewing: the bucket and the subscription" {
+        400 => "an invalid Idempotency-Key, or Stripe refused the request",
+        401 => UNAUTHORIZED,
+        403 => FORBIDDEN_ROLE,
+        404 => "the bucket has no live subscription to resume (or no such bucket, or the caller is not a member)",
+        500 => STRIPE_ERROR,
         503 => UNAVAILABLE,
     }
 }
@@ -484,6 +507,44 @@ impl SubscriptionApi {
                 .and_then(rfc3339)
                 .map(NullableText),
         }))
+    }
+
+    /// Cancel the bucket's subscription: at the end of the paid period by default
+    /// (`cancel_at_period_end`; the bucket keeps its plan until then and may resume),
+    /// or now with `at=now` (the bucket falls back to its trial's or the free plan).
+    /// A subscription whose first payment never went through (`incomplete`) ends now.
+    #[oai(
+        path = "/api/bucket/:id/payment/subscription",
+        method = "delete",
+        operation_id = "cancelSubscription"
+    )]
+    async fn cancel_subscription(
+        &self,
+        ctx: Data<&ApiContext>,
+        auth: UserAuth,
+        id: Path<String>,
+        /// `period_end` (default) or `now`.
+        at: Query<Option<cancel::CancelAt>>,
+        #[oai(name = "Idempotency-Key")] idempotency: Header<Option<String>>,
+    ) -> Reply<Json<cancel::SubscriptionChange>, CancelSubscription> {
+        ok(cancel::cancel(&ctx, &auth, &id, at.0, idempotency.as_deref()).await?)
+    }
+
+    /// Take back a cancelation at period end: the subscription goes on renewing.
+    /// A subscription that already ended cannot be resumed (404: subscribe again).
+    #[oai(
+        path = "/api/bucket/:id/payment/subscription/resume",
+        method = "post",
+        operation_id = "resumeSubscription"
+    )]
+    async fn resume_subscription(
+        &self,
+        ctx: Data<&ApiContext>,
+        auth: UserAuth,
+        id: Path<String>,
+        #[oai(name = "Idempotency-Key")] idempotency: Header<Option<String>>,
+    ) -> Reply<Json<cancel::SubscriptionChange>, ResumeSubscription> {
+        ok(cancel::resume(&ctx, &auth, &id, idempotency.as_deref()).await?)
     }
 }
 

@@ -12,6 +12,7 @@ pub mod changes;
 pub mod cursors;
 pub mod inbox;
 pub mod objects;
+pub mod ops;
 pub mod pg_read;
 pub mod reads;
 pub mod sqlite_read;

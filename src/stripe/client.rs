@@ -228,6 +228,7 @@ impl Stripe {
         let resp = match outcome {
             Ok(r) => r,
             Err(e) => {
+                crate::stripe::stats::record(crate::store::now(), None);
                 metrics::counter!("paysync_stripe_requests_total", "endpoint" => endpoint.to_string(), "status" => "error").increment(1);
                 metrics::histogram!("paysync_stripe_request_seconds", "endpoint" => endpoint.to_string()).record(elapsed);
                 let what = if e.is_timeout() {
@@ -239,6 +240,7 @@ impl Stripe {
             }
         };
         let status = resp.status().as_u16();
+        crate::stripe::stats::record(crate::store::now(), Some(status));
         metrics::counter!("paysync_stripe_requests_total", "endpoint" => endpoint.to_string(), "status" => status.to_string()).increment(1);
         metrics::histogram!("paysync_stripe_request_seconds", "endpoint" => endpoint.to_string())
             .record(elapsed);

@@ -1,6 +1,7 @@
 //! The Stripe gateway: every call paysync makes to Stripe goes through here.
 //! `client` sends; the other modules build the calls of one resource each.
 
+pub mod cancel;
 pub mod cards;
 pub mod client;
 pub mod customers;
@@ -10,6 +11,7 @@ pub mod json;
 pub mod pages;
 pub mod plans;
 pub mod sources;
+pub mod stats;
 pub mod subscriptions;
 pub mod version;
 

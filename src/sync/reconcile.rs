@@ -37,6 +37,9 @@ use crate::sync::apply::{Stored, mirror_of, store_in_bucket};
 pub const CURSOR_PROGRESS: &str = "reconcile:full:after";
 /// Cursor: unix time of the last complete full run.
 pub const CURSOR_LAST_SUCCESS: &str = "reconcile:full:last_success";
+/// Cursor: the drift per kind the last complete full run fixed (a JSON object),
+/// so every replica's sync-health page shows it, not only the leader's.
+pub const CURSOR_LAST_DRIFT: &str = "reconcile:full:last_drift";
 
 /// Rows written or tombstoned, per kind.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -117,6 +120,8 @@ pub async fn full(db: &Db, stripe: &Stripe, progress: Progress<'_>) -> anyhow::R
     written?;
     db.clear_cursor(CURSOR_PROGRESS).await?;
     db.set_cursor(CURSOR_LAST_SUCCESS, &now().to_string())
+        .await?;
+    db.set_cursor(CURSOR_LAST_DRIFT, &serde_json::to_string(&report.drift.0)?)
         .await?;
     for (kind, n) in &report.drift.0 {
         metrics::gauge!("paysync_reconcile_drift", "kind" => *kind).set(*n as f64);

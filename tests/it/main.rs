@@ -5,13 +5,16 @@ mod common;
 
 mod apply_batch;
 mod banks;
+mod cancel;
+mod cancel_wiremock;
 mod cards;
 mod cards_wiremock;
-mod contract;
 mod foundation;
 mod leader;
+mod pages;
 mod reconcile;
 mod reconcile_wiremock;
+mod spec_contract;
 mod stripe_direct;
 mod subscriptions;
 mod subscriptions_wiremock;

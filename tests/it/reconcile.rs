@@ -80,6 +80,15 @@ async fn full_reconcile_converges(b: Backend) {
         drift_of(&summary, "invoice") >= 1 && drift_of(&summary, "charge") >= 1,
         "{summary}"
     );
+    // The drift per kind is kept for every replica's /ops page.
+    let (status, health) = call(
+        app.anon(reqwest::Method::GET, "/admin/ops")
+            .bearer_auth(ADMIN_TOKEN),
+    )
+    .await;
+    assert_eq!(status, 200, "{health}");
+    assert_eq!(health["reconcile"]["drift"]["subscription"], 1, "{health}");
+    assert!(health["reconcile"]["last_success_at"].is_i64(), "{health}");
 
     let db = &app.ctx.db;
     let cards = db

@@ -225,6 +225,7 @@ pub fn settings(bind: std::net::SocketAddr, db: &TestDb, opts: &Options) -> Sett
             "/fixtures/plans.toml"
         )))
         .expect("catalog"),
+        publishable_key: Some("pk_test_paysync".into()),
         max_body: opts.max_body,
         cards_cache: 16 * 1024 * 1024,
         cards_look_every: opts.cards_look_every,

@@ -218,9 +218,10 @@ enum As<'a> {
     Nobody,
 }
 
-/// The Stripe ids the routes that need one get when the id does not matter.
+/// The ids the routes that need one get when the id does not matter.
 const CARD: &str = "card_contract";
 const INTENT: &str = "pi_contract";
+const EVENT: &str = "evt_contract";
 
 impl<'a> Run<'a> {
     fn new(app: &'a TestApp) -> Self {
@@ -279,7 +280,12 @@ impl<'a> Run<'a> {
         let req = self.request(
             op,
             who,
-            &[("id", bucket), ("card_id", CARD), ("paymentIntent", INTENT)],
+            &[
+                ("id", bucket),
+                ("card_id", CARD),
+                ("paymentIntent", INTENT),
+                ("event_id", EVENT),
+            ],
         );
         match self.op(op).has_body {
             true => req.json(&body_of(op)),
@@ -510,6 +516,25 @@ async fn billing_story(run: &Run<'_>, bucket: &str) {
         on("deleteCreditCard", &[("card_id", &first)]),
     )
     .await;
+    // Cancel at period end, and take it back.
+    let cancel = run
+        .expect("cancelSubscription", 200, on("cancelSubscription", &[]))
+        .await;
+    assert_eq!(cancel["subscription"]["cancel_at_period_end"], true);
+    let bad_at = on("cancelSubscription", &[]).query(&[("at", "tomorrow")]);
+    run.expect("cancelSubscription", 400, bad_at).await;
+    let long_key = "k".repeat(201);
+    let resume = || on("resumeSubscription", &[]);
+    run.expect(
+        "resumeSubscription",
+        400,
+        resume().header("idempotency-key", long_key),
+    )
+    .await;
+    let resumed = run.expect("resumeSubscription", 200, resume()).await;
+    assert_eq!(resumed["subscription"]["cancel_at_period_end"], false);
+    run.expect("listPlans", 200, run.request("listPlans", alice, &[]))
+        .await;
     run.expect(
         "startTrial",
         400,
@@ -613,12 +638,37 @@ async fn admin_and_health(run: &Run<'_>, backend: Backend) {
         },
     )
     .await;
-    for op in ["adminCreateBucket", "adminPutBucket"] {
-        let req = run
-            .request_to(&off, op, As::Admin, &[("id", &id)])
-            .json(&body_of(op));
+    for op in [
+        "adminCreateBucket",
+        "adminPutBucket",
+        "adminSyncHealth",
+        "adminReplayEvent",
+    ] {
+        let req = run.request_to(&off, op, As::Admin, &[("id", &id), ("event_id", EVENT)]);
+        let req = match run.op(op).has_body {
+            true => req.json(&body_of(op)),
+            false => req,
+        };
         run.expect(op, 404, req).await;
     }
+    // An event in the inbox can be put back in line (this one was applied:
+    // nothing to do), one that is not there cannot.
+    let event = json!({
+        "id": EVENT, "object": "event", "type": "customer.created", "created": paysync::store::now(),
+        "livemode": false, "data": {"object": {"id": "cus_contract", "object": "customer", "metadata": {}}},
+    });
+    assert_eq!(run.app.deliver(&event.to_string()).await.0, 200);
+    let replay = |event: &str| run.request("adminReplayEvent", As::Admin, &[("event_id", event)]);
+    let replayed = run.expect("adminReplayEvent", 200, replay(EVENT)).await;
+    assert_eq!(replayed["requeued"], false);
+    run.expect("adminReplayEvent", 404, replay("evt_unknown"))
+        .await;
+    run.expect(
+        "adminSyncHealth",
+        200,
+        run.request("adminSyncHealth", As::Admin, &[]),
+    )
+    .await;
     run.expect("healthz", 200, run.request("healthz", As::Nobody, &[]))
         .await;
     run.expect("readyz", 200, run.request("readyz", As::Nobody, &[]))
@@ -645,7 +695,12 @@ async fn common_statuses(run: &Run<'_>, bucket: &str) {
         if op.statuses.contains(&404) && op.path.contains("{id}") && !admin {
             run.expect(id, 404, run.plain(id, caller, &unknown)).await;
         }
-        let params = [("id", bucket), ("card_id", CARD), ("paymentIntent", INTENT)];
+        let params = [
+            ("id", bucket),
+            ("card_id", CARD),
+            ("paymentIntent", INTENT),
+            ("event_id", EVENT),
+        ];
         if op.statuses.contains(&413) {
             let huge = json!({"name": "x".repeat(Options::default().max_body)}).to_string();
             let req = run
@@ -664,15 +719,18 @@ async fn common_statuses(run: &Run<'_>, bucket: &str) {
     }
 }
 
-/// The database failing (a table gone: 500), then unreachable (503). Last:
+/// The database failing (tables gone: 500), then unreachable (503). Last:
 /// the server is of no more use after.
 async fn database_trouble(run: &Run<'_>) {
     // A bucket nobody read yet: no answer of it is kept in memory.
     let bucket = run.app.bucket("alice").await;
-    sqlx::query("DROP TABLE members")
-        .execute(&run.app.ctx.db.pool)
-        .await
-        .expect("drop a table");
+    // Every bucket route reads the members first; the sync-health routes, the inbox.
+    for table in ["members", "stripe_events"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE {table}")))
+            .execute(&run.app.ctx.db.pool)
+            .await
+            .expect("drop a table");
+    }
     for status in [500, 503] {
         if status == 503 {
             run.app.ctx.db.pool.close().await;
