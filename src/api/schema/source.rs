@@ -23,8 +23,9 @@ pub struct SepaDebitSource {
     /// `pending`, `chargeable`, `consumed`, `canceled` or `failed`; only a
     /// chargeable source can pay.
     pub status: String,
-    /// Id of the Stripe customer the account belongs to (`cus_…`).
-    pub customer: String,
+    /// Id of the Stripe customer the account belongs to (`cus_…`); not in
+    /// every rendering of a source (Stripe's spec does not require it).
+    pub customer: Option<String>,
     /// Three-letter ISO currency code, lowercase (`eur`).
     pub currency: Nullable<String>,
     /// `reusable` or `single_use`.
