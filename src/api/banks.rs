@@ -51,7 +51,7 @@ impl Example for SourceData {
 
 statuses! {
     AttachBankAccount: "successfully added the account" {
-        400 => "missing parameters (type, iban, name), an invalid IBAN, or Stripe refused the account",
+        400 => "missing parameters (type, iban, name), an invalid IBAN, Stripe refused the account, or an invalid Idempotency-Key",
         401 => UNAUTHORIZED,
         403 => FORBIDDEN_ROLE,
         404 => UNKNOWN_BUCKET,

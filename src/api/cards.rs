@@ -73,7 +73,7 @@ impl Example for CardList {
 
 statuses! {
     AttachCreditCard: "successfully added the card" {
-        400 => "missing parameters (no token, or not a card token), or Stripe refused the token",
+        400 => "missing parameters (no token, or not a card token), Stripe refused the token, or an invalid Idempotency-Key",
         401 => UNAUTHORIZED,
         402 => "the card was declined (Stripe's decline_code in the body)",
         403 => FORBIDDEN_ROLE,
@@ -116,7 +116,7 @@ statuses! {
 
 statuses! {
     UpdateCreditCard: "successfully updated the card" {
-        400 => "missing parameters, you need to specify a card (id), and at least one valid address field",
+        400 => "missing parameters, you need to specify a card (id) and at least one valid address field; or an invalid Idempotency-Key",
         401 => UNAUTHORIZED,
         403 => FORBIDDEN_ROLE,
         404 => "the bucket has no such card (or no such bucket, or the caller is not a member)",

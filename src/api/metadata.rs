@@ -98,7 +98,7 @@ statuses! {
 
 statuses! {
     UpdateMetadata: "successfully updated the metadata" {
-        400 => "missing parameters: metadata with vat_number, company_name or receipt_email (another key, a value too long or an invalid e-mail is refused)",
+        400 => "missing parameters: metadata with vat_number, company_name or receipt_email (another key, a value too long or an invalid e-mail is refused); or an invalid Idempotency-Key",
         401 => UNAUTHORIZED,
         403 => FORBIDDEN_ROLE,
         404 => UNKNOWN_BUCKET,

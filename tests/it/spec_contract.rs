@@ -277,16 +277,7 @@ impl<'a> Run<'a> {
     /// A request of `op` on `bucket` that passes parsing ([`body_of`]); the
     /// handler may still refuse it.
     fn plain(&self, op: &str, who: As, bucket: &str) -> RequestBuilder {
-        let req = self.request(
-            op,
-            who,
-            &[
-                ("id", bucket),
-                ("card_id", CARD),
-                ("paymentIntent", INTENT),
-                ("event_id", EVENT),
-            ],
-        );
+        let req = self.request(op, who, &params(bucket));
         match self.op(op).has_body {
             true => req.json(&body_of(op)),
             false => req,
@@ -331,6 +322,16 @@ impl<'a> Run<'a> {
             "documented, but no request brought it about: {missing:?}"
         );
     }
+}
+
+/// Every path parameter, on `bucket`: a route takes those it names.
+fn params(bucket: &str) -> [(&'static str, &str); 4] {
+    [
+        ("id", bucket),
+        ("card_id", CARD),
+        ("paymentIntent", INTENT),
+        ("event_id", EVENT),
+    ]
 }
 
 /// A body of `op` that passes its parsing (the handler may still refuse it).
@@ -695,12 +696,7 @@ async fn common_statuses(run: &Run<'_>, bucket: &str) {
         if op.statuses.contains(&404) && op.path.contains("{id}") && !admin {
             run.expect(id, 404, run.plain(id, caller, &unknown)).await;
         }
-        let params = [
-            ("id", bucket),
-            ("card_id", CARD),
-            ("paymentIntent", INTENT),
-            ("event_id", EVENT),
-        ];
+        let params = params(bucket);
         if op.statuses.contains(&413) {
             let huge = json!({"name": "x".repeat(Options::default().max_body)}).to_string();
             let req = run
