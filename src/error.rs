@@ -7,9 +7,7 @@
 
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::{Body, Response};
-use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registry};
-use poem_openapi::types::Type;
-use poem_openapi::{ApiResponse, Object};
+use poem_openapi::Object;
 use serde_json::json;
 
 /// Details of an error answered by Stripe, kept as Stripe said them.
@@ -186,7 +184,7 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
-/// The body of every error answer, as documented in the spec.
+/// The body of every error answer, as documented in the spec (see `api::contract`).
 #[derive(Object)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
@@ -207,44 +205,6 @@ pub struct ErrorDetail {
     pub decline_code: Option<String>,
     /// The parameter Stripe blamed, if any.
     pub param: Option<String>,
-}
-
-impl ApiResponse for ApiError {
-    fn meta() -> MetaResponses {
-        let describe = |status: u16, description: &'static str| MetaResponse {
-            description,
-            status: Some(status),
-            status_range: None,
-            content: vec![MetaMediaType {
-                content_type: "application/json; charset=utf-8",
-                schema: <ErrorBody as Type>::schema_ref(),
-            }],
-            headers: vec![],
-        };
-        MetaResponses {
-            responses: vec![
-                describe(400, "Invalid input, or input Stripe refused"),
-                describe(
-                    401,
-                    "Missing, malformed, badly signed or expired bearer token",
-                ),
-                describe(402, "The card was declined"),
-                describe(
-                    403,
-                    "The caller's role, or the bucket's state, does not allow this",
-                ),
-                describe(404, "Unknown bucket (or not a member), or no such object"),
-                describe(413, "Request body too large"),
-                describe(415, "The body is not JSON (Content-Type missing or other)"),
-                describe(500, "Stripe failed or could not be reached"),
-                describe(503, "A dependency is unavailable"),
-            ],
-        }
-    }
-
-    fn register(registry: &mut Registry) {
-        <ErrorBody as Type>::register(registry);
-    }
 }
 
 impl poem::IntoResponse for ApiError {

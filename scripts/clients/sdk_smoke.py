@@ -116,15 +116,18 @@ buckets = call("list_buckets", 200)
 call("get_bucket", 200, id=bucket)
 call("attach_credit_card", 200, body={"token": card_token()}, id=bucket)
 cards = call("fetch_credit_cards", 200, id=bucket)
-if "4242" not in json.dumps(cards.to_dict()):
-    sys.exit("FAIL fetch_credit_cards: the attached card is not listed")
+# The Stripe objects are typed models: their fields are attributes.
+if [c.last4 for c in cards.data] != ["4242"]:
+    sys.exit(f"FAIL fetch_credit_cards: the attached card is not listed: {cards.to_dict()}")
 call("fetch_default_credit_card", 200, id=bucket)
 call("subscribe", 200, body={"plan": "starter"}, id=bucket)
 state = call("get_subcription_state", 200, id=bucket)
-if state.to_dict().get("status") != "active":
+if state.status != "active":
     sys.exit(f"FAIL get_subcription_state: {state.to_dict()}")
 call("get_subcription", 200, id=bucket)
-call("get_invoices", 200, id=bucket)
+invoices = call("get_invoices", 200, id=bucket)
+if [(i.status, i.total) for i in invoices] != [("paid", 1900)]:
+    sys.exit(f"FAIL get_invoices: {[i.to_dict() for i in invoices]}")
 # An error answer parses too (the documented error body).
 call("start_trial", 400, body={"plan": "no-such-plan"}, id=bucket)
 print("sdk smoke OK")

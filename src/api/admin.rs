@@ -5,10 +5,12 @@
 use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
+use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use crate::api::Tag;
 use crate::api::access::AdminAuth;
+use crate::api::contract::*;
 use crate::api::text::Text;
 use crate::app::ApiContext;
 use crate::error::{ApiError, ApiResult};
@@ -28,13 +30,28 @@ pub struct BucketInput {
 }
 
 #[derive(Object, Debug, Clone)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(skip_serializing_if_is_none, example)]
 pub struct AdminBucket {
     pub id: String,
     pub name: String,
     pub stripe_customer_id: Option<String>,
     pub members: Vec<MemberInput>,
     pub created_at: i64,
+}
+
+impl Example for AdminBucket {
+    fn example() -> Self {
+        AdminBucket {
+            id: "65f1c0ffee0123456789abcd".into(),
+            name: "Acme".into(),
+            stripe_customer_id: Some("cus_QbX4mT9vLk2sNe".into()),
+            members: vec![MemberInput {
+                user_id: Text("alice".into()),
+                role: Role::Owner,
+            }],
+            created_at: 1722850000,
+        }
+    }
 }
 
 #[derive(ApiResponse)]
@@ -47,10 +64,69 @@ pub enum PutBucketResponse {
     Created(Json<AdminBucket>),
 }
 
+#[derive(ApiResponse)]
+pub enum CreateBucketResponse {
+    /// The bucket was created.
+    #[oai(status = 201)]
+    Created(Json<AdminBucket>),
+}
+
 #[derive(Object)]
+#[oai(example)]
 pub struct Deleted {
     pub id: String,
     pub deleted: bool,
+}
+
+impl Example for Deleted {
+    fn example() -> Self {
+        Deleted {
+            id: "65f1c0ffee0123456789abcd".into(),
+            deleted: true,
+        }
+    }
+}
+
+statuses! {
+    AdminCreateBucket {
+        400 => "an invalid name or member list",
+        401 => ADMIN_UNAUTHORIZED,
+        404 => ADMIN_OFF,
+        413 => TOO_LARGE,
+        415 => NOT_JSON,
+        500 => DATABASE_ERROR,
+        503 => UNAVAILABLE,
+    }
+}
+
+statuses! {
+    AdminPutBucket {
+        400 => "not a bucket id (24 lowercase hex characters), or an invalid name or member list",
+        401 => ADMIN_UNAUTHORIZED,
+        404 => ADMIN_OFF,
+        413 => TOO_LARGE,
+        415 => NOT_JSON,
+        500 => DATABASE_ERROR,
+        503 => UNAVAILABLE,
+    }
+}
+
+statuses! {
+    AdminGetBucket: "the bucket, its members and its Stripe customer" {
+        401 => ADMIN_UNAUTHORIZED,
+        404 => "no such bucket, or the admin API is off (PAYSYNC_ADMIN_TOKEN is not set)",
+        500 => DATABASE_ERROR,
+        503 => UNAVAILABLE,
+    }
+}
+
+statuses! {
+    AdminDeleteBucket: "the bucket and its memberships were deleted" {
+        401 => ADMIN_UNAUTHORIZED,
+        404 => "no such bucket, or the admin API is off (PAYSYNC_ADMIN_TOKEN is not set)",
+        500 => DATABASE_ERROR,
+        503 => UNAVAILABLE,
+    }
 }
 
 fn members_of(input: &BucketInput) -> ApiResult<Vec<Member>> {
@@ -121,12 +197,12 @@ impl AdminApi {
         ctx: Data<&ApiContext>,
         _admin: AdminAuth,
         body: Json<BucketInput>,
-    ) -> ApiResult<PutBucketResponse> {
+    ) -> Result<CreateBucketResponse, Failure<AdminCreateBucket>> {
         let members = members_of(&body)?;
         let id = new_id();
         ctx.db.put_bucket(&id, body.name.trim(), &members).await?;
         tracing::info!(bucket = %id, "bucket created");
-        Ok(PutBucketResponse::Created(Json(load(&ctx, &id).await?)))
+        Ok(CreateBucketResponse::Created(Json(load(&ctx, &id).await?)))
     }
 
     /// Create the bucket with this id, or replace its name and members.
@@ -141,12 +217,13 @@ impl AdminApi {
         _admin: AdminAuth,
         id: Path<String>,
         body: Json<BucketInput>,
-    ) -> ApiResult<PutBucketResponse> {
+    ) -> Result<PutBucketResponse, Failure<AdminPutBucket>> {
         if !valid_id(&id) {
             return Err(ApiError::bad_request(
                 "invalid_bucket_id",
                 "bucket ids are 24 lowercase hex characters",
-            ));
+            )
+            .into());
         }
         let members = members_of(&body)?;
         let created = ctx.db.put_bucket(&id, body.name.trim(), &members).await?;
@@ -169,11 +246,11 @@ impl AdminApi {
         ctx: Data<&ApiContext>,
         _admin: AdminAuth,
         id: Path<String>,
-    ) -> ApiResult<Json<AdminBucket>> {
+    ) -> Reply<Json<AdminBucket>, AdminGetBucket> {
         if !valid_id(&id) {
-            return Err(ApiError::bucket_not_found());
+            return Err(ApiError::bucket_not_found().into());
         }
-        Ok(Json(load(&ctx, &id).await?))
+        ok(Json(load(&ctx, &id).await?))
     }
 
     /// Delete a bucket and its memberships (its Stripe customer is left alone).
@@ -187,12 +264,12 @@ impl AdminApi {
         ctx: Data<&ApiContext>,
         _admin: AdminAuth,
         id: Path<String>,
-    ) -> ApiResult<Json<Deleted>> {
+    ) -> Reply<Json<Deleted>, AdminDeleteBucket> {
         if !valid_id(&id) || !ctx.db.delete_bucket(&id).await? {
-            return Err(ApiError::bucket_not_found());
+            return Err(ApiError::bucket_not_found().into());
         }
         tracing::info!(bucket = %id.0, "bucket deleted");
-        Ok(Json(Deleted {
+        ok(Json(Deleted {
             id: id.0,
             deleted: true,
         }))

@@ -5,13 +5,16 @@ use crate::api::text::OptText;
 use poem::web::Data;
 use poem_openapi::param::{Header, Path};
 use poem_openapi::payload::Json;
+use poem_openapi::types::Example;
 use poem_openapi::{Object, OpenApi};
 use serde_json::Value;
 
 use crate::api::Tag;
 use crate::api::access::UserAuth;
 use crate::api::cards::{owned_by, refresh_customer};
+use crate::api::contract::*;
 use crate::api::iban;
+use crate::api::schema::{DeletedSepaDebitSource, SepaDebitSource, Shaped};
 use crate::api::write::{
     check_idempotency_key, ensure_customer, idempotency_key, store_answer, store_deleted,
 };
@@ -31,11 +34,52 @@ pub struct AttachBank {
     pub name: OptText,
 }
 
-/// `{"data": source}`
+/// `{"data": source}`: a Stripe SEPA debit source object.
 #[derive(Object)]
+#[oai(example)]
 pub struct SourceData {
-    /// A Stripe SEPA debit source object.
-    pub data: Value,
+    pub data: Shaped<SepaDebitSource>,
+}
+
+impl Example for SourceData {
+    fn example() -> Self {
+        SourceData {
+            data: Shaped::example(),
+        }
+    }
+}
+
+statuses! {
+    AttachBankAccount: "successfully added the account" {
+        400 => "missing parameters (type, iban, name), an invalid IBAN, Stripe refused the account, or an invalid Idempotency-Key",
+        401 => UNAUTHORIZED,
+        403 => FORBIDDEN_ROLE,
+        404 => UNKNOWN_BUCKET,
+        413 => TOO_LARGE,
+        415 => NOT_JSON,
+        500 => STRIPE_ERROR,
+        503 => UNAVAILABLE,
+    }
+}
+
+statuses! {
+    FetchBankAccount: "successfully retrieved the account" {
+        401 => UNAUTHORIZED,
+        404 => "the user doesn't have any bank account (or no such bucket, or the caller is not a member)",
+        500 => DATABASE_ERROR,
+        503 => UNAVAILABLE,
+    }
+}
+
+statuses! {
+    DeleteBankAccount: "successfully deleted the account: the source as it was, with deleted: true" {
+        400 => "an invalid Idempotency-Key, or Stripe refused the request",
+        401 => UNAUTHORIZED,
+        403 => FORBIDDEN_ROLE,
+        404 => "the user doesn't have any bank account (or no such bucket, or the caller is not a member)",
+        500 => STRIPE_ERROR,
+        503 => UNAVAILABLE,
+    }
 }
 
 /// The bucket's SEPA sources in the cache, newest first (normally at most one).
@@ -113,7 +157,7 @@ impl BanksApi {
         /// Makes a retried request safe.
         #[oai(name = "Idempotency-Key")]
         idempotency: Header<Option<String>>,
-    ) -> ApiResult<Json<SourceData>> {
+    ) -> Reply<Json<SourceData>, AttachBankAccount> {
         let access = auth.write(&ctx, &id).await?;
         check_idempotency_key(idempotency.as_deref())?;
         let (iban, name) = check_body(&body)?;
@@ -147,7 +191,9 @@ impl BanksApi {
         }
         // Attaching a first source may have made it the customer's default.
         refresh_customer(&ctx, &customer, last_answer.as_ref(), "attachBankAccount").await;
-        Ok(Json(SourceData { data: attached }))
+        ok(Json(SourceData {
+            data: Shaped::new(attached),
+        }))
     }
 
     /// The bucket's SEPA bank account (404 when it has none).
@@ -161,18 +207,19 @@ impl BanksApi {
         ctx: Data<&ApiContext>,
         auth: UserAuth,
         id: Path<String>,
-    ) -> ApiResult<Json<SourceData>> {
+    ) -> Reply<Json<SourceData>, FetchBankAccount> {
         let access = auth.read(&ctx, &id).await?;
         match cached_banks(&ctx, &access.bucket.id)
             .await?
             .into_iter()
             .next()
         {
-            Some(bank) => Ok(Json(SourceData { data: bank.data })),
-            None => Err(ApiError::not_found(
-                "no_bank_account",
-                "this bucket has no bank account",
-            )),
+            Some(bank) => ok(Json(SourceData {
+                data: Shaped::new(bank.data),
+            })),
+            None => Err(
+                ApiError::not_found("no_bank_account", "this bucket has no bank account").into(),
+            ),
         }
     }
 
@@ -190,15 +237,14 @@ impl BanksApi {
         /// Makes a retried request safe.
         #[oai(name = "Idempotency-Key")]
         idempotency: Header<Option<String>>,
-    ) -> ApiResult<Json<Value>> {
+    ) -> Reply<Json<Shaped<DeletedSepaDebitSource>>, DeleteBankAccount> {
         let access = auth.write(&ctx, &id).await?;
         check_idempotency_key(idempotency.as_deref())?;
         let banks = cached_banks(&ctx, &access.bucket.id).await?;
         let Some(bank) = banks.first() else {
-            return Err(ApiError::not_found(
-                "no_bank_account",
-                "this bucket has no bank account",
-            ));
+            return Err(
+                ApiError::not_found("no_bank_account", "this bucket has no bank account").into(),
+            );
         };
         let customer = ensure_customer(&ctx, &access.bucket).await?;
         let idem = idempotency_key(
@@ -213,6 +259,6 @@ impl BanksApi {
         refresh_customer(&ctx, &customer, answer.as_ref(), "deleteBankAccount").await;
         let mut source = bank.data.clone();
         source["deleted"] = Value::Bool(true);
-        Ok(Json(source))
+        ok(Json(Shaped::new(source)))
     }
 }

@@ -4,10 +4,13 @@
 
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
+use poem_openapi::types::Example;
 use poem_openapi::{Object, OpenApi};
 
 use crate::api::Tag;
 use crate::api::access::UserAuth;
+use crate::api::contract::*;
+use crate::api::schema::List;
 use crate::app::ApiContext;
 use crate::billing::{SubscriptionSummary, TrialView, plan_state};
 use crate::error::ApiResult;
@@ -27,7 +30,7 @@ pub struct Node {
 
 /// A bucket, as its members see it.
 #[derive(Object, Debug, Clone)]
-#[oai(skip_serializing_if_is_none)]
+#[oai(skip_serializing_if_is_none, example)]
 pub struct BucketView {
     /// Same as `id` (the PM2.io API names it `_id`).
     #[oai(rename = "_id")]
@@ -43,6 +46,51 @@ pub struct BucketView {
     pub subscription: Option<SubscriptionSummary>,
     pub node: Node,
     pub created_at: i64,
+}
+
+impl Example for BucketView {
+    fn example() -> Self {
+        let id = "65f1c0ffee0123456789abcd".to_string();
+        BucketView {
+            underscore_id: id.clone(),
+            id,
+            name: "Acme".into(),
+            plan: "starter".into(),
+            role: Role::Owner,
+            trial: None,
+            subscription: Some(SubscriptionSummary {
+                id: "sub_1PkQAbLz2mXv8Rb4Ws9xEe1K".into(),
+                status: "active".into(),
+                plan: Some("starter".into()),
+                current_period_end: Some(1725533700),
+                cancel_at_period_end: false,
+                canceled_at: None,
+            }),
+            node: Node {
+                endpoints: Endpoints {
+                    web: "https://billing.example.com".into(),
+                },
+            },
+            created_at: 1722850000,
+        }
+    }
+}
+
+statuses! {
+    ListBuckets: "the caller's buckets" {
+        401 => UNAUTHORIZED,
+        500 => DATABASE_ERROR,
+        503 => UNAVAILABLE,
+    }
+}
+
+statuses! {
+    GetBucket: "the bucket" {
+        401 => UNAUTHORIZED,
+        404 => UNKNOWN_BUCKET,
+        500 => DATABASE_ERROR,
+        503 => UNAVAILABLE,
+    }
 }
 
 /// Build the bucket object the API answers with.
@@ -78,12 +126,12 @@ impl BucketApi {
         &self,
         ctx: Data<&ApiContext>,
         auth: UserAuth,
-    ) -> ApiResult<Json<Vec<BucketView>>> {
+    ) -> Reply<Json<List<BucketView>>, ListBuckets> {
         let mut out = Vec::new();
         for (bucket, role) in ctx.db.buckets_of(auth.user_id()).await? {
             out.push(view(&ctx, &bucket, role).await?);
         }
-        Ok(Json(out))
+        ok(Json(List(out)))
     }
 
     /// One bucket of the caller (404 when it does not exist or the caller is not a member).
@@ -93,8 +141,8 @@ impl BucketApi {
         ctx: Data<&ApiContext>,
         auth: UserAuth,
         id: Path<String>,
-    ) -> ApiResult<Json<BucketView>> {
+    ) -> Reply<Json<BucketView>, GetBucket> {
         let access = auth.read(&ctx, &id).await?;
-        Ok(Json(view(&ctx, &access.bucket, access.role).await?))
+        ok(Json(view(&ctx, &access.bucket, access.role).await?))
     }
 }

@@ -9,11 +9,13 @@
 //! would appear twice in the spec, and clients would see only one of them.
 
 use poem_openapi::payload::Json;
+use poem_openapi::types::{Example, ToJSON};
 use poem_openapi::{Enum, Object};
 use serde_json::Value;
 
 use crate::api::access::{Access, UserAuth};
 use crate::api::bucket::{BucketView, view};
+use crate::api::schema::{Shaped, Subscription};
 use crate::api::write::{check_idempotency_key, idempotency_key, store_answer};
 use crate::app::ApiContext;
 use crate::billing::{plan_state, status_of};
@@ -32,10 +34,23 @@ pub enum CancelAt {
 }
 
 /// The bucket (its plan after the change) and the Stripe subscription object.
-#[derive(Object, Debug)]
+#[derive(Object)]
+#[oai(example)]
 pub struct SubscriptionChange {
     pub bucket: BucketView,
-    pub subscription: Value,
+    pub subscription: Shaped<Subscription>,
+}
+
+impl Example for SubscriptionChange {
+    fn example() -> Self {
+        let mut subscription = Subscription::example();
+        subscription.cancel_at_period_end = true;
+        subscription.canceled_at.0 = Some(1_723_000_000);
+        SubscriptionChange {
+            bucket: BucketView::example(),
+            subscription: Shaped::new(subscription.to_json().unwrap_or_default()),
+        }
+    }
 }
 
 /// The bucket's live subscription (active, trialing, past due, unpaid or incomplete).
@@ -62,7 +77,7 @@ async fn answer(
     store_answer(ctx, &sub, route).await?;
     Ok(Json(SubscriptionChange {
         bucket: view(ctx, &access.bucket, access.role).await?,
-        subscription: sub,
+        subscription: Shaped::new(sub),
     }))
 }
 

@@ -10,12 +10,15 @@ use crate::api::text::OptText;
 use poem::web::Data;
 use poem_openapi::param::{Header, Path};
 use poem_openapi::payload::Json;
+use poem_openapi::types::Example;
 use poem_openapi::{Object, OpenApi};
 use serde_json::Value;
 
 use crate::api::Tag;
 use crate::api::access::UserAuth;
+use crate::api::contract::*;
 use crate::api::json_text::JsonText;
+use crate::api::schema::{Card, DeletedCard, Shaped};
 use crate::api::write::{
     check_idempotency_key, ensure_customer, idempotency_key, store_answer, store_deleted,
 };
@@ -30,18 +33,120 @@ use crate::stripe::cards::{self as stripe_cards, CardAddress};
 use crate::stripe::customers::{self, DefaultCard};
 use crate::stripe::json;
 
-/// `{"data": card}`
+/// `{"data": card}`: a card in the shape of Stripe's card object.
 #[derive(Object)]
+#[oai(example)]
 pub struct CardData {
-    /// A Stripe card object.
-    pub data: Value,
+    pub data: Shaped<Card>,
 }
 
-/// `{"data": [card]}`
+impl CardData {
+    fn of(card: Value) -> Self {
+        CardData {
+            data: Shaped::new(card),
+        }
+    }
+}
+
+impl Example for CardData {
+    fn example() -> Self {
+        CardData {
+            data: Shaped::example(),
+        }
+    }
+}
+
+/// `{"data": [card]}`: the bucket's cards, the default card first, then newest first.
 #[derive(Object)]
+#[oai(example)]
 pub struct CardList {
-    /// Stripe card objects, the default card first, then newest first.
-    pub data: Vec<Value>,
+    pub data: Vec<Shaped<Card>>,
+}
+
+impl Example for CardList {
+    fn example() -> Self {
+        CardList {
+            data: vec![Shaped::example()],
+        }
+    }
+}
+
+statuses! {
+    AttachCreditCard: "successfully added the card" {
+        400 => "missing parameters (no token, or not a card token), Stripe refused the token, or an invalid Idempotency-Key",
+        401 => UNAUTHORIZED,
+        402 => "the card was declined (Stripe's decline_code in the body)",
+        403 => FORBIDDEN_ROLE,
+        404 => UNKNOWN_BUCKET,
+        413 => TOO_LARGE,
+        415 => NOT_JSON,
+        500 => STRIPE_ERROR,
+        503 => UNAVAILABLE,
+    }
+}
+
+// The cards list is read on connections of its own (store::sqlite_read,
+// store::pg_read), whose failures, the database being down included, are 500.
+statuses! {
+    FetchCreditCards: "successfully retrieved the cards" {
+        401 => UNAUTHORIZED,
+        404 => "the user doesn't have any card (or no such bucket, or the caller is not a member)",
+        500 => DATABASE_ERROR,
+    }
+}
+
+statuses! {
+    FetchCreditCard: "successfully retrieved the card" {
+        400 => "missing parameters card_id (not a Stripe card id)",
+        401 => UNAUTHORIZED,
+        404 => "the bucket has no such card (or no such bucket, or the caller is not a member)",
+        500 => DATABASE_ERROR,
+        503 => UNAVAILABLE,
+    }
+}
+
+statuses! {
+    FetchDefaultCreditCard: "successfully retrieved the card" {
+        401 => UNAUTHORIZED,
+        404 => "the user doesn't have any default card (or no such bucket, or the caller is not a member)",
+        500 => DATABASE_ERROR,
+        503 => UNAVAILABLE,
+    }
+}
+
+statuses! {
+    UpdateCreditCard: "successfully updated the card" {
+        400 => "missing parameters, you need to specify a card (id) and at least one valid address field; or an invalid Idempotency-Key",
+        401 => UNAUTHORIZED,
+        403 => FORBIDDEN_ROLE,
+        404 => "the bucket has no such card (or no such bucket, or the caller is not a member)",
+        413 => TOO_LARGE,
+        415 => NOT_JSON,
+        500 => STRIPE_ERROR,
+        503 => UNAVAILABLE,
+    }
+}
+
+statuses! {
+    DeleteCreditCard: "successfully deleted the card: the card as it was, with deleted: true" {
+        400 => "missing parameters card_id (not a Stripe card id), or an invalid Idempotency-Key",
+        401 => UNAUTHORIZED,
+        403 => "the user must have one card active when having a subscription; or the caller's role may not change billing",
+        404 => "the bucket has no such card (or no such bucket, or the caller is not a member)",
+        500 => STRIPE_ERROR,
+        503 => UNAVAILABLE,
+    }
+}
+
+statuses! {
+    SetDefaultCard: "successfully set the card as default" {
+        400 => "missing parameters card_id (not a Stripe card id), or an invalid Idempotency-Key",
+        401 => UNAUTHORIZED,
+        403 => FORBIDDEN_ROLE,
+        404 => "the bucket has no such card (or no such bucket, or the caller is not a member)",
+        500 => STRIPE_ERROR,
+        503 => UNAVAILABLE,
+    }
 }
 
 #[derive(Object)]
@@ -346,7 +451,7 @@ impl CardsApi {
         /// Makes a retried request safe: the same key never attaches twice.
         #[oai(name = "Idempotency-Key")]
         idempotency: Header<Option<String>>,
-    ) -> ApiResult<Json<CardData>> {
+    ) -> Reply<Json<CardData>, AttachCreditCard> {
         let access = auth.write(&ctx, &id).await?;
         check_idempotency_key(idempotency.as_deref())?;
         let token = body.0.token.map(|t| t.0).unwrap_or_default();
@@ -357,7 +462,7 @@ impl CardsApi {
         );
         let first = default_card(&ctx, &access.bucket.id).await?.is_none();
         let card = attach_card(&ctx, &access.bucket, &token, first, idem.as_deref()).await?;
-        Ok(Json(CardData { data: card }))
+        ok(Json(CardData::of(card)))
     }
 
     /// The bucket's cards, the default first (404 when there are none).
@@ -371,12 +476,12 @@ impl CardsApi {
         ctx: Data<&ApiContext>,
         auth: UserAuth,
         id: Path<String>,
-    ) -> ApiResult<JsonText<CardList>> {
+    ) -> Reply<JsonText<CardList>, FetchCreditCards> {
         // Ready text: from memory, or the cards' stored views joined in one query.
         let Some(body) = auth.read_cards(&ctx, &id).await? else {
-            return Err(ApiError::not_found("no_cards", "this bucket has no card"));
+            return Err(ApiError::not_found("no_cards", "this bucket has no card").into());
         };
-        Ok(JsonText::new(body))
+        ok(JsonText::new(body))
     }
 
     /// One card of the bucket.
@@ -391,13 +496,11 @@ impl CardsApi {
         auth: UserAuth,
         id: Path<String>,
         card_id: Path<String>,
-    ) -> ApiResult<Json<CardData>> {
+    ) -> Reply<Json<CardData>, FetchCreditCard> {
         let access = auth.read(&ctx, &id).await?;
         check_card_id(&card_id)?;
         let card = cached_card(&ctx, &access.bucket.id, &card_id).await?;
-        Ok(Json(CardData {
-            data: card_view(&card.data),
-        }))
+        ok(Json(CardData::of(card_view(&card.data))))
     }
 
     /// The bucket's default card (404 when it has none).
@@ -411,16 +514,13 @@ impl CardsApi {
         ctx: Data<&ApiContext>,
         auth: UserAuth,
         id: Path<String>,
-    ) -> ApiResult<Json<CardData>> {
+    ) -> Reply<Json<CardData>, FetchDefaultCreditCard> {
         let access = auth.read(&ctx, &id).await?;
         match default_card(&ctx, &access.bucket.id).await? {
-            Some(card) => Ok(Json(CardData {
-                data: card_view(&card.data),
-            })),
-            None => Err(ApiError::not_found(
-                "no_default_card",
-                "this bucket has no default card",
-            )),
+            Some(card) => ok(Json(CardData::of(card_view(&card.data)))),
+            None => Err(
+                ApiError::not_found("no_default_card", "this bucket has no default card").into(),
+            ),
         }
     }
 
@@ -439,7 +539,7 @@ impl CardsApi {
         /// Makes a retried request safe.
         #[oai(name = "Idempotency-Key")]
         idempotency: Header<Option<String>>,
-    ) -> ApiResult<Json<CardData>> {
+    ) -> Reply<Json<CardData>, UpdateCreditCard> {
         let access = auth.write(&ctx, &id).await?;
         check_idempotency_key(idempotency.as_deref())?;
         let card_id = body.id.clone().map(|t| t.0).unwrap_or_default();
@@ -447,7 +547,8 @@ impl CardsApi {
             return Err(ApiError::bad_request(
                 "missing_card_id",
                 "id (the card to update) is required",
-            ));
+            )
+            .into());
         }
         check_card_id(&card_id)?;
         let address = address_of(&body)?;
@@ -465,9 +566,7 @@ impl CardsApi {
         };
         let answer = owned_by(answer, &customer);
         store_answer(&ctx, &answer, "updateCreditCard").await?;
-        Ok(Json(CardData {
-            data: card_view(&answer),
-        }))
+        ok(Json(CardData::of(card_view(&answer))))
     }
 
     /// Remove a card. Refused (403) for the last card of a bucket with a live subscription.
@@ -485,7 +584,7 @@ impl CardsApi {
         /// Makes a retried request safe.
         #[oai(name = "Idempotency-Key")]
         idempotency: Header<Option<String>>,
-    ) -> ApiResult<Json<Value>> {
+    ) -> Reply<Json<Shaped<DeletedCard>>, DeleteCreditCard> {
         let access = auth.write(&ctx, &id).await?;
         check_idempotency_key(idempotency.as_deref())?;
         check_card_id(&card_id)?;
@@ -496,7 +595,8 @@ impl CardsApi {
             return Err(ApiError::forbidden(
                 "last_card",
                 "this is the bucket's last card and the bucket has a live subscription: add another card first",
-            ));
+            )
+            .into());
         }
         let customer = ensure_customer(&ctx, &access.bucket).await?;
         let idem = idempotency_key(bucket, "deleteCreditCard", idempotency.as_deref());
@@ -510,7 +610,7 @@ impl CardsApi {
         refresh_customer(&ctx, &customer, answer.as_ref(), "deleteCreditCard").await;
         let mut view = card_view(&card.data);
         view["deleted"] = Value::Bool(true);
-        Ok(Json(view))
+        ok(Json(Shaped::new(view)))
     }
 
     /// Make a card the bucket's default.
@@ -528,7 +628,7 @@ impl CardsApi {
         /// Makes a retried request safe.
         #[oai(name = "Idempotency-Key")]
         idempotency: Header<Option<String>>,
-    ) -> ApiResult<Json<CardData>> {
+    ) -> Reply<Json<CardData>, SetDefaultCard> {
         let access = auth.write(&ctx, &id).await?;
         check_idempotency_key(idempotency.as_deref())?;
         check_card_id(&card_id)?;
@@ -536,9 +636,7 @@ impl CardsApi {
         let customer = ensure_customer(&ctx, &access.bucket).await?;
         let idem = idempotency_key(&access.bucket.id, "setDefaultCard", idempotency.as_deref());
         make_default(&ctx, &customer, &card.data, idem).await?;
-        Ok(Json(CardData {
-            data: card_view(&card.data),
-        }))
+        ok(Json(CardData::of(card_view(&card.data))))
     }
 }
 

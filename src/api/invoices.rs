@@ -11,6 +11,8 @@ use serde_json::Value;
 
 use crate::api::Tag;
 use crate::api::access::UserAuth;
+use crate::api::contract::*;
+use crate::api::schema::{Invoice, List, Receipt, Shaped};
 use crate::app::ApiContext;
 use crate::error::{ApiError, ApiResult};
 use crate::store::Kind;
@@ -156,6 +158,26 @@ fn receipt(charge: Stored, links: &HashMap<String, String>) -> Value {
     data
 }
 
+statuses! {
+    GetInvoices: "successfully returns invoices, newest first" {
+        400 => "Missing/invalid parameters (limit out of 1..100, starting_after not one of the bucket's invoices)",
+        401 => UNAUTHORIZED,
+        404 => "This bucket hasn't invoices (or no such bucket, or the caller is not a member)",
+        500 => DATABASE_ERROR,
+        503 => UNAVAILABLE,
+    }
+}
+
+statuses! {
+    GetReceipts: "successfully returns receipts, newest first" {
+        400 => "Missing/invalid parameters (limit out of 1..100, starting_after not one of the bucket's receipts)",
+        401 => UNAUTHORIZED,
+        404 => "This bucket hasn't receipts (or no such bucket, or the caller is not a member)",
+        500 => DATABASE_ERROR,
+        503 => UNAVAILABLE,
+    }
+}
+
 pub struct InvoicesApi;
 
 #[OpenApi(tag = "Tag::Invoices")]
@@ -177,21 +199,20 @@ impl InvoicesApi {
         limit: Query<Option<i64>>,
         /// Only invoices older than this invoice id (the last one of the previous page).
         starting_after: Query<Option<String>>,
-    ) -> ApiResult<Json<Vec<Value>>> {
+    ) -> Reply<Json<List<Shaped<Invoice>>>, GetInvoices> {
         let access = auth.read(&ctx, &id).await?;
         let bucket = &access.bucket.id;
         let page = page(&ctx, Kind::Invoice, bucket, limit.0, starting_after.0).await?;
         let rows = ctx.db.bucket_objects(Kind::Invoice, bucket, &page).await?;
         if rows.is_empty() && page.starting_after.is_none() {
-            return Err(ApiError::not_found(
-                "no_invoices",
-                "this bucket hasn't invoices",
-            ));
+            return Err(ApiError::not_found("no_invoices", "this bucket hasn't invoices").into());
         }
         let payers = payers(&ctx, bucket).await?;
-        Ok(Json(
-            rows.into_iter().map(|r| invoice_view(r, &payers)).collect(),
-        ))
+        ok(Json(List(
+            rows.into_iter()
+                .map(|r| Shaped::new(invoice_view(r, &payers)))
+                .collect(),
+        )))
     }
 
     /// The bucket's receipts: its successful charges (with `receipt_url` and `invoice`), newest first.
@@ -209,7 +230,7 @@ impl InvoicesApi {
         limit: Query<Option<i64>>,
         /// Only receipts older than this charge id (the last one of the previous page).
         starting_after: Query<Option<String>>,
-    ) -> ApiResult<Json<Vec<Value>>> {
+    ) -> Reply<Json<List<Shaped<Receipt>>>, GetReceipts> {
         let access = auth.read(&ctx, &id).await?;
         let bucket = &access.bucket.id;
         let page = page(&ctx, Kind::Charge, bucket, limit.0, starting_after.0).await?;
@@ -218,12 +239,13 @@ impl InvoicesApi {
             .bucket_objects_where(Kind::Charge, bucket, "status = 'succeeded'", &page)
             .await?;
         if rows.is_empty() && page.starting_after.is_none() {
-            return Err(ApiError::not_found(
-                "no_receipts",
-                "this bucket hasn't receipts",
-            ));
+            return Err(ApiError::not_found("no_receipts", "this bucket hasn't receipts").into());
         }
         let links = invoice_links(&ctx, bucket).await?;
-        Ok(Json(rows.into_iter().map(|r| receipt(r, &links)).collect()))
+        ok(Json(List(
+            rows.into_iter()
+                .map(|r| Shaped::new(receipt(r, &links)))
+                .collect(),
+        )))
     }
 }

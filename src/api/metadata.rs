@@ -7,12 +7,15 @@ use std::collections::HashMap;
 use poem::web::Data;
 use poem_openapi::param::{Header, Path};
 use poem_openapi::payload::Json;
+use poem_openapi::types::Example;
 use poem_openapi::{Object, OpenApi};
 use serde_json::{Map, Value};
 
 use crate::api::Tag;
 use crate::api::access::UserAuth;
 use crate::api::cards::cached_customer;
+use crate::api::contract::*;
+use crate::api::schema::Shaped;
 use crate::api::write::{check_idempotency_key, ensure_customer, idempotency_key, store_answer};
 use crate::app::ApiContext;
 use crate::error::{ApiError, ApiResult};
@@ -35,16 +38,75 @@ pub struct BillingMetadata {
 
 /// `metadata`: the keys to set; an empty string removes a key.
 #[derive(Object)]
-#[oai(deny_unknown_fields)]
-pub struct UpdateMetadata {
+#[oai(rename = "UpdateMetadata", deny_unknown_fields)]
+pub struct MetadataUpdate {
     pub metadata: Option<BillingMetadata>,
 }
 
-/// `{"data": metadata}`
+/// The bucket customer's Stripe metadata: the keys a caller may set, the
+/// bucket id paysync set, and any other key set in Stripe (all strings).
 #[derive(Object)]
+#[oai(example, skip_serializing_if_is_none)]
+pub struct CustomerMetadata {
+    /// The bucket this customer pays for (set by paysync with the customer).
+    pub bucket_id: Option<String>,
+    /// VAT number printed on invoices.
+    pub vat_number: Option<String>,
+    /// Company name printed on invoices.
+    pub company_name: Option<String>,
+    /// Where receipts are sent.
+    pub receipt_email: Option<String>,
+    #[oai(flatten)]
+    pub other: HashMap<String, String>,
+}
+
+impl Example for CustomerMetadata {
+    fn example() -> Self {
+        CustomerMetadata {
+            bucket_id: Some("65f1c0ffee0123456789abcd".into()),
+            vat_number: Some("FR40303265045".into()),
+            company_name: Some("Acme".into()),
+            receipt_email: Some("billing@acme.test".into()),
+            other: HashMap::new(),
+        }
+    }
+}
+
+/// `{"data": metadata}`: the customer's Stripe metadata after the update.
+#[derive(Object)]
+#[oai(example)]
 pub struct MetadataData {
-    /// The customer's Stripe metadata after the update.
-    pub data: Value,
+    pub data: Shaped<CustomerMetadata>,
+}
+
+impl Example for MetadataData {
+    fn example() -> Self {
+        MetadataData {
+            data: Shaped::example(),
+        }
+    }
+}
+
+statuses! {
+    FetchMetadata: "successfully retrieved the metadata (empty before the first payment write)" {
+        401 => UNAUTHORIZED,
+        404 => UNKNOWN_BUCKET,
+        500 => DATABASE_ERROR,
+        503 => UNAVAILABLE,
+    }
+}
+
+statuses! {
+    UpdateMetadata: "successfully updated the metadata" {
+        400 => "missing parameters: metadata with vat_number, company_name or receipt_email (another key, a value too long or an invalid e-mail is refused); or an invalid Idempotency-Key",
+        401 => UNAUTHORIZED,
+        403 => FORBIDDEN_ROLE,
+        404 => UNKNOWN_BUCKET,
+        413 => TOO_LARGE,
+        415 => NOT_JSON,
+        500 => STRIPE_ERROR,
+        503 => UNAVAILABLE,
+    }
 }
 
 /// The metadata as a client should see it: an empty value means "removed"
@@ -125,10 +187,12 @@ impl MetadataApi {
         ctx: Data<&ApiContext>,
         auth: UserAuth,
         id: Path<String>,
-    ) -> ApiResult<Json<Value>> {
+    ) -> Reply<Json<Shaped<CustomerMetadata>>, FetchMetadata> {
         let access = auth.read(&ctx, &id).await?;
         let customer = cached_customer(&ctx, &access.bucket.id).await?;
-        Ok(Json(visible(customer.as_ref().map(|c| &c.data))))
+        ok(Json(Shaped::new(visible(
+            customer.as_ref().map(|c| &c.data),
+        ))))
     }
 
     /// Set or remove `vat_number`, `company_name`, `receipt_email`; any other key is refused.
@@ -142,26 +206,23 @@ impl MetadataApi {
         ctx: Data<&ApiContext>,
         auth: UserAuth,
         id: Path<String>,
-        body: Json<UpdateMetadata>,
+        body: Json<MetadataUpdate>,
         /// Makes a retried request safe.
         #[oai(name = "Idempotency-Key")]
         idempotency: Header<Option<String>>,
-    ) -> ApiResult<Json<MetadataData>> {
+    ) -> Reply<Json<MetadataData>, UpdateMetadata> {
         let access = auth.write(&ctx, &id).await?;
         check_idempotency_key(idempotency.as_deref())?;
         let Some(metadata) = body.0.metadata else {
-            return Err(ApiError::bad_request(
-                "missing_metadata",
-                "metadata is required",
-            ));
+            return Err(ApiError::bad_request("missing_metadata", "metadata is required").into());
         };
         let changes = changes(&metadata)?;
         let customer = ensure_customer(&ctx, &access.bucket).await?;
         let idem = idempotency_key(&access.bucket.id, "updateMetadata", idempotency.as_deref());
         let answer = customers::update_metadata(&ctx.stripe, &customer, changes, idem).await?;
         store_answer(&ctx, &answer, "updateMetadata").await?;
-        Ok(Json(MetadataData {
-            data: visible(Some(&answer)),
+        ok(Json(MetadataData {
+            data: Shaped::new(visible(Some(&answer))),
         }))
     }
 }

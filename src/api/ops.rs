@@ -10,10 +10,12 @@ use std::sync::LazyLock;
 use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
+use poem_openapi::types::Example;
 use poem_openapi::{Object, OpenApi};
 
 use crate::api::Tag;
 use crate::api::access::AdminAuth;
+use crate::api::contract::*;
 use crate::app::ApiContext;
 use crate::error::{ApiError, ApiResult};
 use crate::store::{Db, now};
@@ -127,6 +129,7 @@ pub struct StripeHealth {
 
 /// Sync health: the inbox, the apply worker, the catch-up and reconcile jobs, Stripe.
 #[derive(Object, Debug, Clone)]
+#[oai(example)]
 pub struct SyncHealth {
     /// Unix time of this answer.
     pub now: i64,
@@ -142,12 +145,106 @@ pub struct SyncHealth {
 }
 
 #[derive(Object, Debug, Clone)]
+#[oai(example)]
 pub struct Replayed {
     pub id: String,
     /// The event's state now (`pending` when it was put back in line).
     pub state: String,
     /// False when the event was neither failed nor dead (applied already, say): nothing done.
     pub requeued: bool,
+}
+
+impl Example for SyncHealth {
+    fn example() -> Self {
+        let t = 1_722_855_330;
+        SyncHealth {
+            now: t,
+            webhooks_per_minute: vec![
+                MinuteCount {
+                    start: t - 90,
+                    count: 12,
+                },
+                MinuteCount {
+                    start: t - 30,
+                    count: 3,
+                },
+            ],
+            inbox: InboxHealth {
+                depth: 1,
+                oldest_unapplied_at: Some(t - 4),
+                oldest_unapplied_seconds: 4,
+                failed: 0,
+                dead: 1,
+            },
+            apply_lag: ApplyLag {
+                window_seconds: 60 * MINUTES,
+                applied: 15,
+                average_seconds: 0.2,
+                max_seconds: 2,
+            },
+            problems: vec![ProblemEvent {
+                id: "evt_1PkQAdLz2mXv8Rb4cE5fG6hI".into(),
+                r#type: "invoice.paid".into(),
+                state: "dead".into(),
+                attempts: 8,
+                last_error: Some("stripe error: connection refused".into()),
+                received_at: t - 3600,
+                next_attempt_at: t - 60,
+            }],
+            catchup: CatchupHealth {
+                last_run_at: Some(t - 20),
+                cursor: Some(t - 25),
+                cursor_age_seconds: Some(25),
+            },
+            reconcile: ReconcileHealth {
+                last_success_at: Some(t - 40_000),
+                drift: BTreeMap::from([
+                    ("invoice".to_string(), 1),
+                    ("subscription".to_string(), 0),
+                ]),
+                in_progress_after: None,
+            },
+            stripe: StripeHealth {
+                api_version: "2024-06-20".into(),
+                since: t - 86_400,
+                calls: 412,
+                rate_limited: 0,
+                minutes: vec![StripeMinute {
+                    start: t - 30,
+                    calls: 2,
+                    rate_limited: 0,
+                }],
+            },
+        }
+    }
+}
+
+impl Example for Replayed {
+    fn example() -> Self {
+        Replayed {
+            id: "evt_1PkQAdLz2mXv8Rb4cE5fG6hI".into(),
+            state: "pending".into(),
+            requeued: true,
+        }
+    }
+}
+
+statuses! {
+    AdminSyncHealth: "sync health, as the /ops page shows it" {
+        401 => ADMIN_UNAUTHORIZED,
+        404 => ADMIN_OFF,
+        500 => DATABASE_ERROR,
+        503 => UNAVAILABLE,
+    }
+}
+
+statuses! {
+    AdminReplayEvent: "the event, back in line when it was failed or dead" {
+        401 => ADMIN_UNAUTHORIZED,
+        404 => "no such event in the inbox, or the admin API is off (PAYSYNC_ADMIN_TOKEN is not set)",
+        500 => DATABASE_ERROR,
+        503 => UNAVAILABLE,
+    }
 }
 
 /// The starts of the last `MINUTES` minutes (the current one last).
@@ -265,8 +362,8 @@ impl OpsApi {
         &self,
         ctx: Data<&ApiContext>,
         _admin: AdminAuth,
-    ) -> ApiResult<Json<SyncHealth>> {
-        Ok(Json(health(&ctx.db, ctx.stripe.api_version()).await?))
+    ) -> Reply<Json<SyncHealth>, AdminSyncHealth> {
+        ok(Json(health(&ctx.db, ctx.stripe.api_version()).await?))
     }
 
     /// Put a failed or dead event back in line with its attempts reset, and wake
@@ -281,7 +378,7 @@ impl OpsApi {
         ctx: Data<&ApiContext>,
         _admin: AdminAuth,
         event_id: Path<String>,
-    ) -> ApiResult<Json<Replayed>> {
+    ) -> Reply<Json<Replayed>, AdminReplayEvent> {
         let requeued = ctx.db.requeue_event(&event_id).await?;
         let event =
             ctx.db.event(&event_id).await?.ok_or_else(|| {
@@ -291,7 +388,7 @@ impl OpsApi {
             tracing::info!(event = %event.id, r#type = %event.r#type, "event put back in line from /ops");
             ctx.wake.notify_one();
         }
-        Ok(Json(Replayed {
+        ok(Json(Replayed {
             id: event.id,
             state: event.state,
             requeued,

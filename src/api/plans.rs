@@ -4,15 +4,18 @@
 
 use poem::web::Data;
 use poem_openapi::payload::Json;
+use poem_openapi::types::Example;
 use poem_openapi::{Object, OpenApi};
 
 use crate::api::Tag;
 use crate::api::access::UserAuth;
+use crate::api::contract::*;
+use crate::api::schema::List;
 use crate::app::ApiContext;
-use crate::error::ApiResult;
 
 /// One plan of the catalog.
 #[derive(Object, Debug, Clone)]
+#[oai(example)]
 pub struct PlanView {
     /// The name subscribe and startTrial take.
     pub name: String,
@@ -30,6 +33,27 @@ pub struct PlanView {
     pub free: bool,
 }
 
+impl Example for PlanView {
+    fn example() -> Self {
+        PlanView {
+            name: "starter".into(),
+            amount: 1900,
+            currency: "usd".into(),
+            interval: "month".into(),
+            trial_days: 14,
+            subscribable: true,
+            free: false,
+        }
+    }
+}
+
+// The catalog is in memory: nothing but the token can fail.
+statuses! {
+    ListPlans: "the plan catalog, in catalog order" {
+        401 => UNAUTHORIZED,
+    }
+}
+
 pub struct PlansApi;
 
 #[OpenApi(tag = "Tag::Subscription")]
@@ -40,8 +64,8 @@ impl PlansApi {
         &self,
         ctx: Data<&ApiContext>,
         _auth: UserAuth,
-    ) -> ApiResult<Json<Vec<PlanView>>> {
-        Ok(Json(
+    ) -> Reply<Json<List<PlanView>>, ListPlans> {
+        ok(Json(List(
             ctx.cfg
                 .catalog
                 .plans()
@@ -56,6 +80,6 @@ impl PlansApi {
                     free: p.free,
                 })
                 .collect(),
-        ))
+        )))
     }
 }

@@ -9,6 +9,7 @@ use std::sync::{Arc, LazyLock};
 use poem::web::Data;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
+use poem_openapi::types::Example;
 use poem_openapi::{Object, OpenApi};
 use serde_json::Value;
 
@@ -17,6 +18,8 @@ use crate::api::access::UserAuth;
 use crate::api::bucket::{BucketView, view};
 use crate::api::cancel;
 use crate::api::cards::{attach_card, has_default_payment_method};
+use crate::api::contract::*;
+use crate::api::schema::{Shaped, Subscription};
 use crate::api::write::{check_idempotency_key, ensure_customer, idempotency_key};
 use crate::app::ApiContext;
 use crate::billing::{self, plan_name, plan_state};
@@ -60,25 +63,46 @@ pub struct PaymentIntentView {
 /// and `current_period_end` whatever the Stripe API version), and
 /// `payment_intent` when the first payment needs 3-D Secure (the
 /// subscription is `incomplete` until then).
-#[derive(Object, Debug)]
-#[oai(skip_serializing_if_is_none)]
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none, example)]
 pub struct SubscribeAnswer {
     // No doc comments on the object-typed fields: poem-openapi would wrap
     // their $ref in an allOf, which some SDK generators cannot read.
     pub bucket: BucketView,
-    pub subscription: Value,
+    pub subscription: Shaped<Subscription>,
     #[oai(skip_serializing_if_is_none)]
     pub payment_intent: Option<PaymentIntentView>,
 }
 
+impl Example for SubscribeAnswer {
+    fn example() -> Self {
+        SubscribeAnswer {
+            bucket: BucketView::example(),
+            subscription: Shaped::example(),
+            payment_intent: None,
+        }
+    }
+}
+
+/// `{"bucket": bucket}`: the bucket, with the plan it now has.
 #[derive(Object, Debug)]
+#[oai(example)]
 pub struct BucketAnswer {
     pub bucket: BucketView,
+}
+
+impl Example for BucketAnswer {
+    fn example() -> Self {
+        BucketAnswer {
+            bucket: BucketView::example(),
+        }
+    }
 }
 
 /// Always carries all three keys: `plan` and `canceled_at` are `null` when
 /// unknown / not canceled.
 #[derive(Object, Debug)]
+#[oai(example)]
 pub struct SubscriptionState {
     /// Stripe status of the subscription (`active`, `incomplete`, `canceled`…).
     pub status: String,
@@ -86,6 +110,83 @@ pub struct SubscriptionState {
     pub plan: OptText,
     /// When it was canceled (RFC 3339), if it was.
     pub canceled_at: OptText,
+}
+
+impl Example for SubscriptionState {
+    fn example() -> Self {
+        SubscriptionState {
+            status: "active".into(),
+            plan: Some(NullableText("starter".into())),
+            canceled_at: None,
+        }
+    }
+}
+
+statuses! {
+    Subscribe: "successfully upgraded (or moved to the plan)" {
+        400 => "missing/invalid parameters (an unknown plan, a token or coupon Stripe refused, an invalid Idempotency-Key)",
+        401 => UNAUTHORIZED,
+        402 => "the card was declined (the stripe_token's, or at the first payment)",
+        403 => "need a credit card OR not allowed to subscribe to the plan; or the caller's role may not change billing",
+        404 => UNKNOWN_BUCKET,
+        413 => TOO_LARGE,
+        415 => NOT_JSON,
+        500 => "stripe/database error",
+        503 => UNAVAILABLE,
+    }
+}
+
+statuses! {
+    PaymentIntentSucceed: "successfully upgraded" {
+        400 => "missing/invalid parameters (an unknown plan, not a payment intent id, an intent not succeeded, not this bucket's, or for another plan)",
+        401 => UNAUTHORIZED,
+        403 => FORBIDDEN_ROLE,
+        404 => UNKNOWN_BUCKET,
+        413 => TOO_LARGE,
+        415 => NOT_JSON,
+        500 => "stripe/database error",
+        503 => UNAVAILABLE,
+    }
+}
+
+statuses! {
+    CancelSubscription: "the subscription is canceled (at period end, or now): the bucket with its plan now, and the subscription" {
+        400 => "an invalid at or Idempotency-Key, or Stripe refused the request",
+        401 => UNAUTHORIZED,
+        403 => FORBIDDEN_ROLE,
+        404 => "the bucket has no live subscription to cancel (or no such bucket, or the caller is not a member)",
+        500 => STRIPE_ERROR,
+        503 => UNAVAILABLE,
+    }
+}
+
+statuses! {
+    ResumeSubscription: "the subscription goes on renewing: the bucket and the subscription" {
+        400 => "an invalid Idempotency-Key, or Stripe refused the request",
+        401 => UNAUTHORIZED,
+        403 => FORBIDDEN_ROLE,
+        404 => "the bucket has no live subscription to resume (or no such bucket, or the caller is not a member)",
+        500 => STRIPE_ERROR,
+        503 => UNAVAILABLE,
+    }
+}
+
+statuses! {
+    GetSubscription: "successfully retrieved the subscription" {
+        401 => UNAUTHORIZED,
+        404 => "the bucket doesn't have any subscription (or no such bucket, or the caller is not a member)",
+        500 => DATABASE_ERROR,
+        503 => UNAVAILABLE,
+    }
+}
+
+statuses! {
+    GetSubscriptionState: "successfully retrieved the subscription's state" {
+        401 => UNAUTHORIZED,
+        404 => "the bucket doesn't have any subscription (or no such bucket, or the caller is not a member)",
+        500 => DATABASE_ERROR,
+        503 => UNAVAILABLE,
+    }
 }
 
 /// The catalog plan of a subscribe request: unknown → 400, not open to self-service → 403.
@@ -356,7 +457,7 @@ impl SubscriptionApi {
         id: Path<String>,
         body: Json<SubscribeBody>,
         #[oai(name = "Idempotency-Key")] idempotency: Header<Option<String>>,
-    ) -> ApiResult<Json<SubscribeAnswer>> {
+    ) -> Reply<Json<SubscribeAnswer>, Subscribe> {
         let access = auth.write(&ctx, &id).await?;
         check_idempotency_key(idempotency.as_deref())?;
         let (snap, payment_intent) =
@@ -368,9 +469,9 @@ impl SubscriptionApi {
             .unwrap_or(access.bucket);
         let mut subscription = snap.subscription;
         subscription_shape::legacy_fields(&mut subscription);
-        Ok(Json(SubscribeAnswer {
+        ok(Json(SubscribeAnswer {
             bucket: view(&ctx, &bucket, access.role).await?,
-            subscription,
+            subscription: Shaped::new(subscription),
             payment_intent,
         }))
     }
@@ -389,10 +490,10 @@ impl SubscriptionApi {
         id: Path<String>,
         #[oai(name = "paymentIntent")] payment_intent: Path<String>,
         body: Json<PlanBody>,
-    ) -> ApiResult<Json<BucketAnswer>> {
+    ) -> Reply<Json<BucketAnswer>, PaymentIntentSucceed> {
         let access = auth.write(&ctx, &id).await?;
         intent_succeeded(&ctx, &access.bucket, &payment_intent, &body.plan).await?;
-        Ok(Json(BucketAnswer {
+        ok(Json(BucketAnswer {
             bucket: view(&ctx, &access.bucket, access.role).await?,
         }))
     }
@@ -409,12 +510,12 @@ impl SubscriptionApi {
         ctx: Data<&ApiContext>,
         auth: UserAuth,
         id: Path<String>,
-    ) -> ApiResult<Json<Value>> {
+    ) -> Reply<Json<Shaped<Subscription>>, GetSubscription> {
         let access = auth.read(&ctx, &id).await?;
         let state = plan_state(&ctx.db, &ctx.cfg.catalog, &access.bucket.id).await?;
         let mut sub = state.subscription.ok_or_else(no_subscription)?.data;
         subscription_shape::legacy_fields(&mut sub);
-        Ok(Json(sub))
+        ok(Json(Shaped::new(sub)))
     }
 
     /// Status, plan and cancelation date of the bucket's subscription (current or past).
@@ -428,11 +529,11 @@ impl SubscriptionApi {
         ctx: Data<&ApiContext>,
         auth: UserAuth,
         id: Path<String>,
-    ) -> ApiResult<Json<SubscriptionState>> {
+    ) -> Reply<Json<SubscriptionState>, GetSubscriptionState> {
         let access = auth.read(&ctx, &id).await?;
         let state = plan_state(&ctx.db, &ctx.cfg.catalog, &access.bucket.id).await?;
         let sub = state.subscription.ok_or_else(no_subscription)?;
-        Ok(Json(SubscriptionState {
+        ok(Json(SubscriptionState {
             status: billing::status_of(&sub).to_string(),
             plan: plan_name(&ctx.cfg.catalog, &sub).map(NullableText),
             canceled_at: json::int(&sub.data, "canceled_at")
@@ -458,8 +559,8 @@ impl SubscriptionApi {
         /// `period_end` (default) or `now`.
         at: Query<Option<cancel::CancelAt>>,
         #[oai(name = "Idempotency-Key")] idempotency: Header<Option<String>>,
-    ) -> ApiResult<Json<cancel::SubscriptionChange>> {
-        cancel::cancel(&ctx, &auth, &id, at.0, idempotency.as_deref()).await
+    ) -> Reply<Json<cancel::SubscriptionChange>, CancelSubscription> {
+        ok(cancel::cancel(&ctx, &auth, &id, at.0, idempotency.as_deref()).await?)
     }
 
     /// Take back a cancelation at period end: the subscription goes on renewing.
@@ -475,8 +576,8 @@ impl SubscriptionApi {
         auth: UserAuth,
         id: Path<String>,
         #[oai(name = "Idempotency-Key")] idempotency: Header<Option<String>>,
-    ) -> ApiResult<Json<cancel::SubscriptionChange>> {
-        cancel::resume(&ctx, &auth, &id, idempotency.as_deref()).await
+    ) -> Reply<Json<cancel::SubscriptionChange>, ResumeSubscription> {
+        ok(cancel::resume(&ctx, &auth, &id, idempotency.as_deref()).await?)
     }
 }
 

@@ -5,16 +5,19 @@
 use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
+use poem_openapi::types::Example;
 use poem_openapi::{Object, OpenApi};
 
 use crate::api::Tag;
 use crate::api::access::UserAuth;
+use crate::api::contract::*;
 use crate::api::subscription::{PlanBody, known};
 use crate::app::ApiContext;
 use crate::billing::plan_state;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiError;
 
 #[derive(Object, Debug)]
+#[oai(example)]
 pub struct TrialAnswer {
     /// Length of the trial, ISO-8601 (`P14D`).
     pub duration: String,
@@ -24,6 +27,30 @@ pub struct TrialAnswer {
     pub started_at: i64,
     /// End of the trial (unix seconds).
     pub ends_at: i64,
+}
+
+impl Example for TrialAnswer {
+    fn example() -> Self {
+        TrialAnswer {
+            duration: "P14D".into(),
+            plan: "business".into(),
+            started_at: 1722850000,
+            ends_at: 1724059600,
+        }
+    }
+}
+
+statuses! {
+    StartTrial: "trial launched" {
+        400 => "can't claim trial (an unknown plan, a plan without trial, a bucket that had its trial or has a subscription)",
+        401 => UNAUTHORIZED,
+        403 => FORBIDDEN_ROLE,
+        404 => UNKNOWN_BUCKET,
+        413 => TOO_LARGE,
+        415 => NOT_JSON,
+        500 => DATABASE_ERROR,
+        503 => UNAVAILABLE,
+    }
 }
 
 fn cant(reason: &str) -> ApiError {
@@ -46,18 +73,18 @@ impl TrialApi {
         auth: UserAuth,
         id: Path<String>,
         body: Json<PlanBody>,
-    ) -> ApiResult<Json<TrialAnswer>> {
+    ) -> Reply<Json<TrialAnswer>, StartTrial> {
         let access = auth.write(&ctx, &id).await?;
         let plan = known(&ctx.cfg.catalog, &body.plan)?;
         if plan.trial_days == 0 {
-            return Err(cant(&format!("plan {:?} has no trial", plan.name)));
+            return Err(cant(&format!("plan {:?} has no trial", plan.name)).into());
         }
         let state = plan_state(&ctx.db, &ctx.cfg.catalog, &access.bucket.id).await?;
         if state.live_subscription().is_some() {
-            return Err(cant("the bucket has a subscription"));
+            return Err(cant("the bucket has a subscription").into());
         }
         if state.trial.is_some() {
-            return Err(cant("the bucket already had its trial"));
+            return Err(cant("the bucket already had its trial").into());
         }
         let trial = ctx
             .db
@@ -65,7 +92,7 @@ impl TrialApi {
             .await?
             .ok_or_else(|| cant("the bucket already had its trial"))?;
         tracing::info!(bucket = %access.bucket.id, plan = %plan.name, ends_at = trial.ends_at, "trial started");
-        Ok(Json(TrialAnswer {
+        ok(Json(TrialAnswer {
             duration: format!("P{}D", plan.trial_days),
             plan: trial.plan,
             started_at: trial.started_at,

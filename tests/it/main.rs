@@ -15,6 +15,7 @@ mod leader;
 mod pages;
 mod reconcile;
 mod reconcile_wiremock;
+mod spec_contract;
 mod stripe_direct;
 mod stripe_versions;
 mod subscriptions;

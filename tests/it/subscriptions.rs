@@ -15,7 +15,7 @@ const VISA: &str = "4242424242424242";
 const THREE_DS: &str = "4000002760003184";
 
 /// Make sure the catalog's plans exist in localstripe (idempotent, as `paysync plans sync`).
-async fn plans(app: &TestApp) {
+pub async fn plans(app: &TestApp) {
     paysync::stripe::plans::sync(&app.ctx.stripe, &app.ctx.cfg.catalog)
         .await
         .expect("plans sync");
@@ -41,7 +41,7 @@ async fn plan_of(app: &TestApp, bucket: &str, user: &str) -> String {
 }
 
 /// Complete (or fail) a 3-D Secure challenge the way Stripe.js would.
-async fn authenticate(intent: &Value, success: bool) {
+pub async fn authenticate(intent: &Value, success: bool) {
     let id = intent["id"].as_str().expect("intent id");
     let resp = reqwest::Client::new()
         .post(format!(
