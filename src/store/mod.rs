@@ -9,6 +9,7 @@
 pub mod buckets;
 pub mod cards_cache;
 pub mod changes;
+pub mod compression;
 pub mod cursors;
 pub mod inbox;
 pub mod objects;
@@ -195,9 +196,21 @@ impl Db {
             .run(&self.pool)
             .await
             .context("running database migrations")?;
+        let filled = inbox::fill_customers(self)
+            .await
+            .context("filling in the customer of stored events")?;
+        if filled > 0 {
+            tracing::info!(
+                events = filled,
+                "stored the customer of inbox events stored before it had one"
+            );
+        }
         changes::install(self)
             .await
             .context("installing the bucket change triggers")?;
+        compression::use_lz4(self)
+            .await
+            .context("setting the compression of large columns")?;
         Ok(())
     }
 

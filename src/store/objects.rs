@@ -456,11 +456,40 @@ pub async fn customer_texts_all_in(
 }
 
 /// [`Db::adopt_customer_objects`] on a given connection or transaction.
+/// Rows of a customer without a bucket are rare (its bucket was deleted, or
+/// a row stored before a link by another path), and a new customer has none:
+/// one statement looks for them before one update per kind.
 pub async fn adopt_customer_objects_in(
     conn: &mut AnyConnection,
     customer_id: &str,
     bucket_id: &str,
 ) -> sqlx::Result<()> {
+    let probe = Kind::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            // A customer row's id is its customer (the primary key finds it).
+            // `COALESCE`: no planner walks the rows without a bucket instead.
+            let key = if *k == Kind::Customer {
+                "id"
+            } else {
+                "customer_id"
+            };
+            format!(
+                "SELECT 1 AS x FROM {} WHERE {key} = ${} AND COALESCE(bucket_id, '') = ''",
+                k.table(),
+                i + 1
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    let mut q = sqlx::query(AssertSqlSafe(format!("{probe} LIMIT 1")));
+    for _ in Kind::ALL {
+        q = q.bind(customer_id);
+    }
+    if q.fetch_optional(&mut *conn).await?.is_none() {
+        return Ok(());
+    }
     for kind in Kind::ALL {
         sqlx::query(AssertSqlSafe(format!(
             "UPDATE {} SET bucket_id = $1 WHERE customer_id = $2 AND bucket_id IS NULL",

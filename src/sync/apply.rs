@@ -8,19 +8,13 @@ use std::collections::HashMap;
 use serde_json::Value;
 use sqlx::AnyConnection;
 
-use crate::store::buckets::{bucket_exists_in, bucket_of_customer_in, link_customer_in};
-use crate::store::inbox::requeue_events_mentioning_in;
+use crate::store::buckets::{bucket_of_customer_in, link_customer_in};
+use crate::store::inbox::requeue_customer_events_in;
 use crate::store::objects::{adopt_customer_objects_in, object_in, write_object_in};
 use crate::store::{Db, Kind, Mirror, Watermark, WriteOutcome};
 use crate::stripe::json;
 
-/// The Stripe customer an object belongs to (a customer: itself), if it names one.
-pub fn customer_of(obj: &Value) -> Option<&str> {
-    match json::str(obj, "object")? {
-        "customer" => json::str(obj, "id"),
-        _ => json::id(obj, "customer"),
-    }
-}
+pub use crate::stripe::json::customer_of;
 
 /// The kind of a Stripe object, from its `object` field; None for objects paysync does not mirror.
 pub fn kind_of(obj: &Value) -> Option<Kind> {
@@ -132,17 +126,19 @@ pub async fn store_on(
     deleted: bool,
     force: bool,
 ) -> sqlx::Result<Stored> {
-    store_known(conn, obj, wm, deleted, force, &KnownBuckets::new()).await
+    store_known(conn, obj, wm, deleted, force, &mut KnownBuckets::new()).await
 }
 
-/// [`store_on`] with buckets read ahead.
+/// [`store_on`] with buckets read ahead; a bucket it has to look up (or
+/// links, by a customer's metadata) is added to `known` for the batch's
+/// later events.
 pub async fn store_known(
     conn: &mut AnyConnection,
     obj: &Value,
     wm: &Watermark,
     deleted: bool,
     force: bool,
-    known: &KnownBuckets,
+    known: &mut KnownBuckets,
 ) -> sqlx::Result<Stored> {
     let Some(mut m) = mirror_of(obj, deleted) else {
         return Ok(Stored::Ignored);
@@ -157,7 +153,13 @@ pub async fn store_known(
     }
     m.bucket_id = match known.get(&m.customer_id) {
         Some(bucket) => Some(bucket.clone()),
-        None => bucket_of(conn, &m).await?,
+        None => {
+            let found = bucket_of(conn, &m).await?;
+            if let Some(bucket) = &found {
+                known.insert(m.customer_id.clone(), bucket.clone());
+            }
+            found
+        }
     };
     if m.bucket_id.is_none()
         && previous.is_none()
@@ -185,15 +187,12 @@ async fn bucket_of(conn: &mut AnyConnection, m: &Mirror) -> sqlx::Result<Option<
     else {
         return Ok(None);
     };
-    if !bucket_exists_in(conn, named).await? {
-        return Ok(None);
-    }
     // First link wins: a bucket keeps the customer it has.
     match link_customer_in(conn, named, &m.customer_id).await? {
         Some(linked) if linked == m.customer_id => {
             adopt_customer_objects_in(conn, &m.customer_id, named).await?;
             // Events of this customer applied before the link were ignored: apply them again.
-            requeue_events_mentioning_in(conn, &m.customer_id).await?;
+            requeue_customer_events_in(conn, &m.customer_id).await?;
             Ok(Some(named.to_string()))
         }
         _ => Ok(None),

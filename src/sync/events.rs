@@ -165,7 +165,7 @@ pub async fn apply_event(
 ) -> anyhow::Result<Applied> {
     let local = {
         let mut conn = db.pool.acquire().await?;
-        apply_local(&mut conn, sync, e, &KnownBuckets::new()).await?
+        apply_local(&mut conn, sync, e, &mut KnownBuckets::new()).await?
     };
     db.cards_written().await;
     match local {
@@ -186,12 +186,13 @@ fn watermark(e: &Event<'_>) -> Watermark {
 /// the delivery, and the worker for a claimed batch. Writes nothing when it
 /// answers [`Local::NeedsStripe`].
 ///
-/// `known`: buckets of the batch's customers read ahead ([`read_ahead`]).
+/// `known`: buckets of the batch's customers read ahead ([`read_ahead`]),
+/// and those found since.
 pub async fn apply_local(
     conn: &mut AnyConnection,
     sync: &SyncSettings,
     e: &Event<'_>,
-    known: &KnownBuckets,
+    known: &mut KnownBuckets,
 ) -> sqlx::Result<Local> {
     if !mirrored(e.r#type) {
         return Ok(Local::Done(Applied::NotMirrored));
@@ -234,11 +235,15 @@ pub async fn apply_local(
 /// goes through [`apply_local`], so each event sees every earlier one.
 /// Outcomes are the same as applying the events one by one (and the inbox
 /// re-applying those of a customer that the batch linked to a bucket).
+///
+/// A customer the batch links to a bucket (by its metadata) is added to
+/// `known`, so its later events in the batch are plain upserts too: a new
+/// customer's sign-up comes in one burst.
 pub async fn apply_local_many(
     conn: &mut AnyConnection,
     sync: &SyncSettings,
     events: &[Event<'_>],
-    known: &KnownBuckets,
+    known: &mut KnownBuckets,
 ) -> sqlx::Result<Vec<Local>> {
     let mut out: Vec<Option<Local>> = vec![None; events.len()];
     let mut run = Run::default();
@@ -251,25 +256,28 @@ pub async fn apply_local_many(
         match plain_write(sync, e, known) {
             Some(m) => {
                 if run.has(&m) {
-                    run.write(conn, events, &mut out).await?;
+                    run.write(conn, Some(m.kind), events, &mut out).await?;
                 }
                 run.push(i, m, watermark(e));
             }
             None => {
-                run.write(conn, events, &mut out).await?;
+                run.write(conn, None, events, &mut out).await?;
+                let customer = apply::customer_of(e.object);
+                let was_known = customer.is_some_and(|c| known.contains_key(c));
                 let local = apply_local(conn, sync, e, known).await?;
-                if let Some(customer) = newly_linked(e, known, &local) {
+                if !was_known && let Some(customer) = newly_linked(e, known, &local) {
                     linked.insert(customer);
                 }
                 out[i] = Some(local);
             }
         }
     }
-    run.write(conn, events, &mut out).await?;
+    run.write(conn, None, events, &mut out).await?;
     // A customer linked by this batch (its metadata named a bucket): its
     // events earlier in the batch were ignored (customer of no bucket) and
-    // apply now. The inbox requeues such events when they are already marked
-    // applied; these are not marked yet, so the requeue cannot see them.
+    // apply now. The inbox requeues such events once they are stored
+    // applied; the batch's are not stored yet (or not marked applied yet, in
+    // the worker's), so the requeue cannot see them.
     if !linked.is_empty() {
         for (i, e) in events.iter().enumerate() {
             let ignored = out[i] == Some(Local::Done(Applied::Ignored));
@@ -284,14 +292,14 @@ pub async fn apply_local_many(
         .collect())
 }
 
-/// The customer an event just linked to a bucket: a customer object not
-/// linked when the batch was read ahead, now stored.
+/// The customer an event of a customer not known before just linked to a
+/// bucket: a customer object, stored, whose bucket is known now.
 fn newly_linked<'a>(e: &Event<'a>, known: &KnownBuckets, local: &Local) -> Option<&'a str> {
     let stored = matches!(local, Local::Done(Applied::Stored(WriteOutcome::Written)));
     let customer = (apply::kind_of(e.object) == Some(Kind::Customer))
         .then(|| json::str(e.object, "id"))
         .flatten()?;
-    (stored && !known.contains_key(customer)).then_some(customer)
+    (stored && known.contains_key(customer)).then_some(customer)
 }
 
 /// The row [`apply_local`] would upsert for this event when that is all it
@@ -328,22 +336,36 @@ impl Run {
         self.at.push(at);
     }
 
-    /// Write the run and record each event's outcome; a row left alone is
-    /// stale or a tie, told apart (and a tie resolved) as [`apply_local`] does.
+    /// Write the run's rows of one kind (None: all) and record each event's
+    /// outcome; a row left alone is stale or a tie, told apart (and a tie
+    /// resolved) as [`apply_local`] does. An object seen again needs only its
+    /// own kind written first: the rows of other kinds are other tables.
     async fn write(
         &mut self,
         conn: &mut AnyConnection,
+        kind: Option<Kind>,
         events: &[Event<'_>],
         out: &mut [Option<Local>],
     ) -> sqlx::Result<()> {
-        if self.rows.is_empty() {
+        let mut now = Run::default();
+        let mut later = Run::default();
+        for ((m, wm), at) in self.rows.drain(..).zip(self.at.drain(..)) {
+            let to = if kind.is_none_or(|k| k == m.kind) {
+                &mut now
+            } else {
+                &mut later
+            };
+            to.push(at, m, wm);
+        }
+        *self = later;
+        if now.rows.is_empty() {
             return Ok(());
         }
-        let written: HashSet<(Kind, String)> = write_objects_in(conn, &self.rows, false)
+        let written: HashSet<(Kind, String)> = write_objects_in(conn, &now.rows, false)
             .await?
             .into_iter()
             .collect();
-        for ((m, wm), &i) in self.rows.iter().zip(&self.at) {
+        for ((m, wm), &i) in now.rows.iter().zip(&now.at) {
             let local = if written.contains(&(m.kind, m.id.clone())) {
                 Local::Done(Applied::Stored(WriteOutcome::Written))
             } else {
@@ -360,7 +382,6 @@ impl Run {
             };
             out[i] = Some(local);
         }
-        *self = Run::default();
         Ok(())
     }
 }

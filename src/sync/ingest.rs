@@ -9,11 +9,13 @@
 //! syncs.
 //!
 //! In that same transaction each new event is applied to the cache when the
-//! database alone can apply it (`events::apply_local`) and marked applied, so
-//! by the time Stripe gets its 200 the change is visible in the read routes,
-//! and the cache and the inbox never disagree. Events that need Stripe (a tie
-//! only a re-fetch can order, or a kind configured to be re-fetched) stay
-//! pending for the worker, which is woken after the commit.
+//! database alone can apply it (`events::apply_local_many`) and stored as
+//! applied, so by the time Stripe gets its 200 the change is visible in the
+//! read routes, and the cache and the inbox never disagree. Events that need
+//! Stripe (a tie only a re-fetch can order, or a kind configured to be
+//! re-fetched) are stored pending for the worker, which is woken after the
+//! commit; so are the earlier events of a customer the batch linked to a
+//! bucket.
 //!
 //! A failed transaction is tried once more storing the deliveries alone (the
 //! worker applies them later); if that fails too, every delivery in it gets
@@ -25,8 +27,9 @@ use serde_json::Value;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::cfg::SyncSettings;
-use crate::store::inbox::{NewEvent, insert_events_in, mark_many_applied_in};
+use crate::store::inbox::{NewEvent, insert_events_in, stored_ids_in};
 use crate::store::{Db, Held, now};
+use crate::sync::apply::customer_of;
 use crate::sync::events::{self, Applied, Event, Local};
 
 /// The most deliveries written in one transaction.
@@ -110,8 +113,8 @@ fn spawn(intake: Intake) -> mpsc::Sender<Queued> {
                 held.release();
             }
             match outcome {
-                Ok(received) => {
-                    if received.contains(&Received::Pending) {
+                Ok(Written { received, linked }) => {
+                    if linked || received.contains(&Received::Pending) {
                         intake.wake.notify_one();
                     }
                     for (q, r) in batch.drain(..).zip(received) {
@@ -131,77 +134,92 @@ fn spawn(intake: Intake) -> mpsc::Sender<Queued> {
     tx
 }
 
+/// What a batch's transaction did.
+struct Written {
+    /// What became of each delivery, in order.
+    received: Vec<Received>,
+    /// It linked customers to buckets (by their metadata): their events
+    /// applied before, ignored then, are back in line for the worker.
+    linked: bool,
+}
+
 /// Store a batch in one transaction, applying each new event in it when
 /// `apply` (else every new event is left pending for the worker).
+///
+/// Events are applied before they are inserted, so each row is written once,
+/// in its final state (rewriting a row to mark it applied rewrote its whole
+/// body); the ids already in the inbox are looked up first, and never applied again.
 async fn write(
     intake: &Intake,
     held: &mut Held,
     batch: &[Queued],
     apply: bool,
-) -> anyhow::Result<Vec<Received>> {
+) -> anyhow::Result<Written> {
     let events = batch
         .iter()
         .map(|q| Event::parse(&q.delivery.value))
         .collect::<Option<Vec<_>>>()
         .ok_or_else(|| anyhow::anyhow!("a delivery that is not an event reached the inbox"))?;
-    let rows: Vec<NewEvent> = batch
+    let mut tx = intake
+        .db
+        .begin_write_on(held.get(&intake.db).await?)
+        .await?;
+    let ids: Vec<&str> = events.iter().map(|e| e.id).collect();
+    let mut seen = stored_ids_in(&mut tx, &ids).await?;
+    // `insert`: the same id twice in one batch (a retry racing the first delivery) is new once.
+    let is_new: Vec<bool> = ids.iter().map(|id| seen.insert(id.to_string())).collect();
+    let fresh: Vec<(&Queued, Event)> = batch
         .iter()
         .zip(&events)
-        .map(|(q, e)| NewEvent {
+        .zip(&is_new)
+        .filter(|(_, n)| **n)
+        .map(|((q, e), _)| (q, e.clone()))
+        .collect();
+    let (results, linked) = if apply {
+        let fresh_events: Vec<Event> = fresh.iter().map(|(_, e)| e.clone()).collect();
+        let mut known = events::read_ahead(&mut tx, &fresh_events).await?;
+        let read_ahead = known.len();
+        let results =
+            events::apply_local_many(&mut tx, &intake.sync, &fresh_events, &mut known).await?;
+        // Buckets found while applying that were not read ahead: links.
+        (results, known.len() > read_ahead)
+    } else {
+        (vec![Local::NeedsStripe; fresh.len()], false)
+    };
+    let rows: Vec<NewEvent> = fresh
+        .iter()
+        .zip(&results)
+        .map(|((q, e), result)| NewEvent {
             id: e.id,
             r#type: e.r#type,
             created: e.created,
             body: &q.delivery.body,
             source: "webhook",
+            customer: customer_of(e.object),
+            applied: matches!(result, Local::Done(_)),
         })
         .collect();
-    let mut tx = intake
-        .db
-        .begin_write_on(held.get(&intake.db).await?)
-        .await?;
-    let mut new = insert_events_in(&mut tx, &rows, now()).await?;
-    let known = if apply {
-        events::read_ahead(&mut tx, &events).await?
-    } else {
-        Default::default()
-    };
-    // `remove`: the same id twice in one batch (a retry racing the first delivery) is new once.
-    let is_new: Vec<bool> = events.iter().map(|e| new.remove(e.id)).collect();
-    let fresh: Vec<Event> = events
+    let inserted = insert_events_in(&mut tx, &rows, now()).await?;
+    tx.commit().await?;
+    let mut results = results.into_iter();
+    let received: Vec<Received> = events
         .iter()
-        .zip(&is_new)
-        .filter(|(_, n)| **n)
-        .map(|(e, _)| e.clone())
-        .collect();
-    let mut results = if apply {
-        events::apply_local_many(&mut tx, &intake.sync, &fresh, &known)
-            .await?
-            .into_iter()
-    } else {
-        Vec::new().into_iter()
-    };
-    let mut out = Vec::with_capacity(batch.len());
-    let mut applied = Vec::new();
-    for (event, is_new) in events.iter().zip(is_new) {
-        out.push(if !is_new {
-            Received::Duplicate
-        } else {
-            match results.next() {
-                Some(Local::Done(result)) => {
-                    applied.push(event.id);
-                    Received::Applied(result)
-                }
+        .zip(is_new)
+        .map(|(event, is_new)| {
+            let result = if is_new { results.next() } else { None };
+            match result {
+                // Not new, or stored meanwhile by another replica (its apply here was harmless).
+                _ if !is_new || !inserted.contains(event.id) => Received::Duplicate,
+                Some(Local::Done(result)) => Received::Applied(result),
                 Some(Local::NeedsStripe) | None => Received::Pending,
             }
-        });
-    }
-    mark_many_applied_in(&mut tx, &applied).await?;
-    tx.commit().await?;
-    if !applied.is_empty() {
+        })
+        .collect();
+    if received.iter().any(|r| matches!(r, Received::Applied(_))) {
         // The 200 means "visible in the read routes": the cards cache too.
         intake.db.cards_written().await;
     }
-    Ok(out)
+    Ok(Written { received, linked })
 }
 
 /// The same metrics the worker records for what it applies.

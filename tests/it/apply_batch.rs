@@ -163,11 +163,11 @@ async fn a_batch_ends_where_one_by_one_ends(b: Backend) {
         let mut each = Vec::new();
         for e in &evs {
             let mut tx = one.begin_write().await.unwrap();
-            let known = events::read_ahead(&mut tx, std::slice::from_ref(e))
+            let mut known = events::read_ahead(&mut tx, std::slice::from_ref(e))
                 .await
                 .unwrap();
             each.push(
-                events::apply_local(&mut tx, &sync, e, &known)
+                events::apply_local(&mut tx, &sync, e, &mut known)
                     .await
                     .unwrap(),
             );
@@ -182,7 +182,7 @@ async fn a_batch_ends_where_one_by_one_ends(b: Backend) {
                 && one.bucket_of_customer(c).await.unwrap().is_some()
             {
                 let mut tx = one.begin_write().await.unwrap();
-                *outcome = events::apply_local(&mut tx, &sync, e, &Default::default())
+                *outcome = events::apply_local(&mut tx, &sync, e, &mut Default::default())
                     .await
                     .unwrap();
                 tx.commit().await.unwrap();
@@ -191,8 +191,8 @@ async fn a_batch_ends_where_one_by_one_ends(b: Backend) {
 
         let (_many_db, many) = prepared(b, &customers, &bucket, &later).await;
         let mut tx = many.begin_write().await.unwrap();
-        let known = events::read_ahead(&mut tx, &evs).await.unwrap();
-        let together = events::apply_local_many(&mut tx, &sync, &evs, &known)
+        let mut known = events::read_ahead(&mut tx, &evs).await.unwrap();
+        let together = events::apply_local_many(&mut tx, &sync, &evs, &mut known)
             .await
             .unwrap();
         tx.commit().await.unwrap();
