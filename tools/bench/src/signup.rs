@@ -444,7 +444,7 @@ impl SignUps {
 /// The holes' values of event `k` of customer `i` (JSON literals).
 fn values(run: &str, i: usize, bucket: usize, t: i64, k: usize) -> [String; HOLES] {
     let s = |x: String| format!("\"{x}\"");
-    let own = |prefix: &str| s(format!("{prefix}_su{run}{i:07}"));
+    let own = |prefix: &str| s(format!("{prefix}_{}", stripe_id(run, i, prefix)));
     let mut v: [String; HOLES] = Default::default();
     v[Hole::Event as usize] = s(format!("evt_bench{run}_{i:07}_{k}"));
     v[Hole::Customer as usize] = own("cus");
@@ -464,6 +464,36 @@ fn values(run: &str, i: usize, bucket: usize, t: i64, k: usize) -> [String; HOLE
     v[Hole::Later as usize] = (t + DAYS_LATER).to_string();
     v[Hole::PeriodEnd as usize] = (t + 2 + 30 * 86_400).to_string();
     v
+}
+
+/// An object id's part after its prefix, in Stripe's style (14 random
+/// letters and digits: ids do not arrive in index order): derived from the
+/// run, the customer and the prefix, so the events of one object agree.
+fn stripe_id(run: &str, i: usize, prefix: &str) -> String {
+    const DIGITS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut seed = i as u64;
+    for b in run.bytes().chain(prefix.bytes()) {
+        seed = seed.rotate_left(5) ^ u64::from(b);
+    }
+    // splitmix64
+    let mut next = || {
+        seed = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = seed;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let (a, b) = (next(), next());
+    (0..14)
+        .map(|n| {
+            let x = if n < 7 {
+                a >> (n * 9)
+            } else {
+                b >> ((n - 7) * 9)
+            };
+            DIGITS[(x % 62) as usize] as char
+        })
+        .collect()
 }
 
 fn unquote(s: &str) -> String {
@@ -512,6 +542,7 @@ mod tests {
                 "customer.subscription.updated"
             ]
         );
+        let mut customers = Vec::new();
         for (e, v) in events.iter().zip(&parsed) {
             let text = std::str::from_utf8(&e.body).unwrap();
             assert!(
@@ -527,8 +558,18 @@ mod tests {
                 Some("customer") => &object["id"],
                 _ => &object["customer"],
             };
-            assert!(customer.as_str().unwrap().starts_with("cus_suabc"), "{v}");
+            customers.push(customer.as_str().unwrap().to_string());
         }
+        // Each customer's nine sign-up events, then (here, 3 < LATER_BY) its address update.
+        let of = |j: usize| if j < 27 { j / 9 } else { j - 27 };
+        for (j, c) in customers.iter().enumerate() {
+            assert_eq!(c, &customers[of(j) * 9], "event {j}");
+            assert!(
+                c.len() == 18 && c[4..].bytes().all(|b| b.is_ascii_alphanumeric()),
+                "{c}"
+            );
+        }
+        assert!(customers[0] != customers[9] && customers[9] != customers[18]);
         let created = &parsed[0]["data"]["object"];
         assert_eq!(created["metadata"]["bucket_id"], bucket_id(40));
         assert_eq!(parsed[3]["data"]["object"]["status"], "incomplete");
