@@ -232,45 +232,53 @@ pub async fn mark_applied_in(
     Ok(done.rows_affected() > 0)
 }
 
-/// Put a customer's applied events back in line. Used when the customer gets
-/// linked to a bucket: its events applied before the link were ignored
-/// (customer of no bucket), and must now be applied for real. Re-applying one
-/// that was not ignored is harmless (the watermark makes it stale). An index
-/// lookup: the events name their customer in a column of their own.
-pub async fn requeue_customer_events_in(
+/// Put customers' applied events back in line, but for `except` (events
+/// the calling transaction stored and applies itself). Used when the
+/// customers get linked to buckets: their events applied before the link
+/// were ignored (customer of no bucket), and must now be applied for real.
+/// Re-applying one that was not ignored is harmless (the watermark makes it
+/// stale). An index lookup: the events name their customer in a column of
+/// their own.
+pub async fn requeue_customers_events_in(
     conn: &mut AnyConnection,
-    customer_id: &str,
+    customer_ids: &[String],
+    except: &[String],
 ) -> sqlx::Result<u64> {
-    let done = sqlx::query(
-        "UPDATE stripe_events SET state = 'pending', next_attempt_at = 0 \
-         WHERE customer_id = $1 AND state = 'applied'",
-    )
-    .bind(customer_id)
-    .execute(&mut *conn)
-    .await?;
-    Ok(done.rows_affected())
+    let mut requeued = 0;
+    for chunk in customer_ids.chunks(1000) {
+        let mut sql = format!(
+            "UPDATE stripe_events SET state = 'pending', next_attempt_at = 0 \
+             WHERE customer_id IN {} AND state = 'applied'",
+            super::placeholders(1, chunk.len(), 1)
+        );
+        if !except.is_empty() {
+            sql.push_str(" AND id NOT IN ");
+            sql.push_str(&super::placeholders(1, except.len(), chunk.len() + 1));
+        }
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for id in chunk.iter().chain(except) {
+            q = q.bind(id);
+        }
+        requeued += q.execute(&mut *conn).await?.rows_affected();
+    }
+    Ok(requeued)
 }
 
-/// Which of these ids are in the inbox already.
-pub async fn stored_ids_in(
-    conn: &mut AnyConnection,
-    ids: &[&str],
-) -> sqlx::Result<std::collections::HashSet<String>> {
-    let mut found = std::collections::HashSet::with_capacity(ids.len());
+/// Set events stored as applied back to pending (the transaction that
+/// stored them found they need Stripe: the worker applies them).
+pub async fn mark_pending_in(conn: &mut AnyConnection, ids: &[&str]) -> sqlx::Result<()> {
     for chunk in ids.chunks(1000) {
         let sql = format!(
-            "SELECT id FROM stripe_events WHERE id IN {}",
+            "UPDATE stripe_events SET state = 'pending', applied_at = NULL WHERE id IN {}",
             super::placeholders(1, chunk.len(), 1)
         );
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for id in chunk {
             q = q.bind(*id);
         }
-        for row in q.fetch_all(&mut *conn).await? {
-            found.insert(row.try_get::<String, _>("id")?);
-        }
+        q.execute(&mut *conn).await?;
     }
-    Ok(found)
+    Ok(())
 }
 
 /// Insert many events in one statement (each new id stored, known ids left

@@ -3,14 +3,14 @@
 //! under the watermark rule. Write routes (with Stripe's answer), webhook
 //! events and the reconciler all store through here.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 use sqlx::AnyConnection;
 
 use crate::store::buckets::{bucket_of_customer_in, link_customer_in};
-use crate::store::inbox::requeue_customer_events_in;
-use crate::store::objects::{adopt_customer_objects_in, object_in, write_object_in};
+use crate::store::inbox::requeue_customers_events_in;
+use crate::store::objects::{adopt_customers_objects_in, object_in, write_object_in};
 use crate::store::{Db, Kind, Mirror, Watermark, WriteOutcome};
 use crate::stripe::json;
 
@@ -42,7 +42,7 @@ pub fn subscription_plan_id(sub: &Value) -> Option<String> {
 
 /// The cache row of a Stripe object (bucket not resolved yet).
 /// `deleted` forces a tombstone (a `*.deleted` or `*.detached` event).
-pub fn mirror_of(obj: &Value, deleted: bool) -> Option<Mirror> {
+pub fn mirror_of(obj: &Value, deleted: bool) -> Option<Mirror<'_>> {
     let kind = kind_of(obj)?;
     let id = json::str(obj, "id")?.to_string();
     let deleted = deleted || json::bool(obj, "deleted").unwrap_or(false);
@@ -82,7 +82,7 @@ pub fn mirror_of(obj: &Value, deleted: bool) -> Option<Mirror> {
         status,
         parent_id,
         created: json::int(obj, "created").unwrap_or(0),
-        data: obj.clone(),
+        data: std::borrow::Cow::Borrowed(obj),
         deleted,
     })
 }
@@ -114,8 +114,117 @@ pub async fn store(
 
 /// Buckets of customers read ahead for a batch of events (customer id →
 /// bucket id, one query for the batch), so storing each object skips that
-/// lookup. A customer missing from it is looked up as usual.
-pub type KnownBuckets = HashMap<String, String>;
+/// lookup. A customer missing from it is looked up as usual, and what is
+/// found (a bucket, a link made by the customer's metadata, or none) is kept
+/// for the batch's later events.
+#[derive(Debug, Default)]
+pub struct KnownBuckets {
+    buckets: HashMap<String, String>,
+    /// Customers looked up in the batch's transaction and of no bucket.
+    without: HashSet<String>,
+    /// Customers whose bucket was found (or linked) after the read-ahead.
+    found: HashSet<String>,
+    /// Customers linked (customer, bucket) whose rows without a bucket are
+    /// not adopted yet nor their earlier events requeued: a batch does that
+    /// once, at its end ([`KnownBuckets::settle`]).
+    linked: Vec<(String, String)>,
+    /// Links are settled at the end of the batch, not as they are made.
+    pub batch: bool,
+    /// Events the transaction stored and is applying (the intake's batch):
+    /// a link it makes does not put them back in line.
+    pub applying: Vec<String>,
+    /// Events put back in line for the worker because the batch linked their customer.
+    pub requeued: u64,
+}
+
+impl KnownBuckets {
+    /// What a look-up of `customers` found (`buckets`): the others have none.
+    pub fn looked_up(customers: &[&str], buckets: HashMap<String, String>) -> Self {
+        let without = customers
+            .iter()
+            .filter(|c| !buckets.contains_key(**c))
+            .map(|c| c.to_string())
+            .collect();
+        KnownBuckets {
+            buckets,
+            without,
+            ..KnownBuckets::default()
+        }
+    }
+
+    /// The bucket of a customer, when known.
+    pub fn get(&self, customer: &str) -> Option<&String> {
+        self.buckets.get(customer)
+    }
+
+    pub fn contains(&self, customer: &str) -> bool {
+        self.buckets.contains_key(customer)
+    }
+
+    /// Whether the customer's bucket became known after the read-ahead
+    /// (the batch linked it): its earlier events in the batch were ignored.
+    pub fn found_later(&self, customer: &str) -> bool {
+        self.found.contains(customer)
+    }
+
+    /// For each customer linked since the last call: its rows stored without
+    /// a bucket join the bucket, and its events applied before the link
+    /// (ignored then: a customer of no bucket) are put back in line.
+    pub async fn settle(&mut self, conn: &mut AnyConnection) -> sqlx::Result<()> {
+        if self.linked.is_empty() {
+            return Ok(());
+        }
+        let linked = std::mem::take(&mut self.linked);
+        adopt_customers_objects_in(conn, &linked).await?;
+        let customers: Vec<String> = linked.into_iter().map(|(c, _)| c).collect();
+        self.requeued += requeue_customers_events_in(conn, &customers, &self.applying).await?;
+        Ok(())
+    }
+
+    /// The bucket of `m`'s customer: known, else looked up (a customer
+    /// object not linked yet links the bucket its metadata names), and kept.
+    async fn resolve(
+        &mut self,
+        conn: &mut AnyConnection,
+        m: &Mirror<'_>,
+    ) -> sqlx::Result<Option<String>> {
+        if let Some(bucket) = self.buckets.get(&m.customer_id) {
+            return Ok(Some(bucket.clone()));
+        }
+        // Looked up already in this transaction: only its own metadata can link it now.
+        let looked_up = self.without.contains(&m.customer_id);
+        if looked_up && m.kind != Kind::Customer {
+            return Ok(None);
+        }
+        let found = bucket_of(conn, m, !looked_up, self).await?;
+        match &found {
+            Some(bucket) => {
+                self.buckets.insert(m.customer_id.clone(), bucket.clone());
+                self.found.insert(m.customer_id.clone());
+                self.without.remove(&m.customer_id);
+            }
+            None => {
+                self.without.insert(m.customer_id.clone());
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Find the bucket of an object's customer for a batch (see
+/// [`KnownBuckets::resolve`]), so that its event can be written with the
+/// batch's other plain writes.
+pub async fn find_bucket(
+    conn: &mut AnyConnection,
+    obj: &Value,
+    deleted: bool,
+    known: &mut KnownBuckets,
+) -> sqlx::Result<()> {
+    if let Some(m) = mirror_of(obj, deleted).filter(|m| !m.customer_id.is_empty()) {
+        known.resolve(conn, &m).await?;
+    }
+    Ok(())
+}
 
 /// [`store`] on a given connection or open transaction (the apply worker and
 /// the webhook intake apply a batch of events in one transaction).
@@ -126,7 +235,7 @@ pub async fn store_on(
     deleted: bool,
     force: bool,
 ) -> sqlx::Result<Stored> {
-    store_known(conn, obj, wm, deleted, force, &mut KnownBuckets::new()).await
+    store_known(conn, obj, wm, deleted, force, &mut KnownBuckets::default()).await
 }
 
 /// [`store_on`] with buckets read ahead; a bucket it has to look up (or
@@ -151,16 +260,7 @@ pub async fn store_known(
             None => return Ok(Stored::Ignored),
         }
     }
-    m.bucket_id = match known.get(&m.customer_id) {
-        Some(bucket) => Some(bucket.clone()),
-        None => {
-            let found = bucket_of(conn, &m).await?;
-            if let Some(bucket) = &found {
-                known.insert(m.customer_id.clone(), bucket.clone());
-            }
-            found
-        }
-    };
+    m.bucket_id = known.resolve(conn, &m).await?;
     if m.bucket_id.is_none()
         && previous.is_none()
         && object_in(conn, m.kind, &m.id).await?.is_none()
@@ -171,10 +271,16 @@ pub async fn store_known(
     Ok(Stored::Outcome(write_object_in(conn, &m, wm, force).await?))
 }
 
-/// The bucket of an object: the bucket linked to its customer; for a customer
-/// object not yet linked, the bucket its `metadata.bucket_id` names (and link it).
-async fn bucket_of(conn: &mut AnyConnection, m: &Mirror) -> sqlx::Result<Option<String>> {
-    if let Some(bucket) = bucket_of_customer_in(conn, &m.customer_id).await? {
+/// The bucket of an object: the bucket linked to its customer (`look_up`:
+/// not known to have none); for a customer object not yet linked, the bucket
+/// its `metadata.bucket_id` names (and link it).
+async fn bucket_of(
+    conn: &mut AnyConnection,
+    m: &Mirror<'_>,
+    look_up: bool,
+    known: &mut KnownBuckets,
+) -> sqlx::Result<Option<String>> {
+    if look_up && let Some(bucket) = bucket_of_customer_in(conn, &m.customer_id).await? {
         return Ok(Some(bucket));
     }
     if m.kind != Kind::Customer || m.deleted {
@@ -190,9 +296,12 @@ async fn bucket_of(conn: &mut AnyConnection, m: &Mirror) -> sqlx::Result<Option<
     // First link wins: a bucket keeps the customer it has.
     match link_customer_in(conn, named, &m.customer_id).await? {
         Some(linked) if linked == m.customer_id => {
-            adopt_customer_objects_in(conn, &m.customer_id, named).await?;
-            // Events of this customer applied before the link were ignored: apply them again.
-            requeue_customer_events_in(conn, &m.customer_id).await?;
+            known
+                .linked
+                .push((m.customer_id.clone(), named.to_string()));
+            if !known.batch {
+                known.settle(conn).await?;
+            }
             Ok(Some(named.to_string()))
         }
         _ => Ok(None),

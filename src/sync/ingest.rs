@@ -21,13 +21,14 @@
 //! worker applies them later); if that fails too, every delivery in it gets
 //! its 503 and Stripe retries: nothing is half-written.
 
+use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 
 use serde_json::Value;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::cfg::SyncSettings;
-use crate::store::inbox::{NewEvent, insert_events_in, stored_ids_in};
+use crate::store::inbox::{NewEvent, insert_events_in, mark_pending_in};
 use crate::store::{Db, Held, now};
 use crate::sync::apply::customer_of;
 use crate::sync::events::{self, Applied, Event, Local};
@@ -113,8 +114,8 @@ fn spawn(intake: Intake) -> mpsc::Sender<Queued> {
                 held.release();
             }
             match outcome {
-                Ok(Written { received, linked }) => {
-                    if linked || received.contains(&Received::Pending) {
+                Ok(Written { received, requeued }) => {
+                    if requeued || received.contains(&Received::Pending) {
                         intake.wake.notify_one();
                     }
                     for (q, r) in batch.drain(..).zip(received) {
@@ -138,17 +139,19 @@ fn spawn(intake: Intake) -> mpsc::Sender<Queued> {
 struct Written {
     /// What became of each delivery, in order.
     received: Vec<Received>,
-    /// It linked customers to buckets (by their metadata): their events
-    /// applied before, ignored then, are back in line for the worker.
-    linked: bool,
+    /// It linked customers to buckets (by their metadata) whose events
+    /// applied before (ignored then) are back in line for the worker.
+    requeued: bool,
 }
 
 /// Store a batch in one transaction, applying each new event in it when
 /// `apply` (else every new event is left pending for the worker).
 ///
-/// Events are applied before they are inserted, so each row is written once,
-/// in its final state (rewriting a row to mark it applied rewrote its whole
-/// body); the ids already in the inbox are looked up first, and never applied again.
+/// The batch is inserted first, its rows already marked applied when
+/// `apply`: the insert tells which ids are new (one already in the inbox is
+/// never applied again), and each row is written once (rewriting a row to
+/// mark it applied rewrote its whole body). The few events that need Stripe
+/// are then set back to pending.
 async fn write(
     intake: &Intake,
     held: &mut Held,
@@ -160,66 +163,64 @@ async fn write(
         .map(|q| Event::parse(&q.delivery.value))
         .collect::<Option<Vec<_>>>()
         .ok_or_else(|| anyhow::anyhow!("a delivery that is not an event reached the inbox"))?;
-    let mut tx = intake
-        .db
-        .begin_write_on(held.get(&intake.db).await?)
-        .await?;
-    let ids: Vec<&str> = events.iter().map(|e| e.id).collect();
-    let mut seen = stored_ids_in(&mut tx, &ids).await?;
-    // `insert`: the same id twice in one batch (a retry racing the first delivery) is new once.
-    let is_new: Vec<bool> = ids.iter().map(|id| seen.insert(id.to_string())).collect();
-    let fresh: Vec<(&Queued, Event)> = batch
+    // The same id twice in one batch (a retry racing the first delivery) is stored once.
+    let mut once = HashSet::new();
+    let rows: Vec<NewEvent> = batch
         .iter()
         .zip(&events)
-        .zip(&is_new)
-        .filter(|(_, n)| **n)
-        .map(|((q, e), _)| (q, e.clone()))
-        .collect();
-    let (results, linked) = if apply {
-        let fresh_events: Vec<Event> = fresh.iter().map(|(_, e)| e.clone()).collect();
-        let mut known = events::read_ahead(&mut tx, &fresh_events).await?;
-        let read_ahead = known.len();
-        let results =
-            events::apply_local_many(&mut tx, &intake.sync, &fresh_events, &mut known).await?;
-        // Buckets found while applying that were not read ahead: links.
-        (results, known.len() > read_ahead)
-    } else {
-        (vec![Local::NeedsStripe; fresh.len()], false)
-    };
-    let rows: Vec<NewEvent> = fresh
-        .iter()
-        .zip(&results)
-        .map(|((q, e), result)| NewEvent {
+        .filter(|(_, e)| once.insert(e.id))
+        .map(|(q, e)| NewEvent {
             id: e.id,
             r#type: e.r#type,
             created: e.created,
             body: &q.delivery.body,
             source: "webhook",
             customer: customer_of(e.object),
-            applied: matches!(result, Local::Done(_)),
+            applied: apply,
         })
         .collect();
-    let inserted = insert_events_in(&mut tx, &rows, now()).await?;
+    let mut tx = intake
+        .db
+        .begin_write_on(held.get(&intake.db).await?)
+        .await?;
+    let mut new = insert_events_in(&mut tx, &rows, now()).await?;
+    let is_new: Vec<bool> = events.iter().map(|e| new.remove(e.id)).collect();
+    let fresh: Vec<Event> = events
+        .iter()
+        .zip(&is_new)
+        .filter(|(_, n)| **n)
+        .map(|(e, _)| e.clone())
+        .collect();
+    let (results, requeued) = if apply {
+        let mut known = events::read_ahead(&mut tx, &fresh).await?;
+        known.applying = fresh.iter().map(|e| e.id.to_string()).collect();
+        let results = events::apply_local_many(&mut tx, &intake.sync, &fresh, &mut known).await?;
+        let pending: Vec<&str> = fresh
+            .iter()
+            .zip(&results)
+            .filter(|(_, r)| **r == Local::NeedsStripe)
+            .map(|(e, _)| e.id)
+            .collect();
+        mark_pending_in(&mut tx, &pending).await?;
+        (results, known.requeued > 0)
+    } else {
+        (vec![Local::NeedsStripe; fresh.len()], false)
+    };
     tx.commit().await?;
     let mut results = results.into_iter();
-    let received: Vec<Received> = events
-        .iter()
-        .zip(is_new)
-        .map(|(event, is_new)| {
-            let result = if is_new { results.next() } else { None };
-            match result {
-                // Not new, or stored meanwhile by another replica (its apply here was harmless).
-                _ if !is_new || !inserted.contains(event.id) => Received::Duplicate,
-                Some(Local::Done(result)) => Received::Applied(result),
-                Some(Local::NeedsStripe) | None => Received::Pending,
-            }
+    let received: Vec<Received> = is_new
+        .into_iter()
+        .map(|is_new| match is_new.then(|| results.next()).flatten() {
+            None => Received::Duplicate,
+            Some(Local::Done(result)) => Received::Applied(result),
+            Some(Local::NeedsStripe) => Received::Pending,
         })
         .collect();
     if received.iter().any(|r| matches!(r, Received::Applied(_))) {
         // The 200 means "visible in the read routes": the cards cache too.
         intake.db.cards_written().await;
     }
-    Ok(Written { received, linked })
+    Ok(Written { received, requeued })
 }
 
 /// The same metrics the worker records for what it applies.

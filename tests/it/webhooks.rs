@@ -617,6 +617,66 @@ async fn events_before_the_link_apply_once_it_comes(b: Backend) {
 
 both!(events_before_the_link_apply_once_it_comes);
 
+/// A customer whose bucket was deleted keeps its cards in the cache without a
+/// bucket; when its metadata later names another bucket, that bucket gets
+/// them (and nothing of another customer).
+async fn a_relinked_customer_brings_its_cards(b: Backend) {
+    let app = TestApp::start(b).await;
+    let db = &app.ctx.db;
+    let old = app.bucket("alice").await;
+    db.link_customer(&old, "cus_moving").await.unwrap();
+    let other = app.bucket("carol").await;
+    db.link_customer(&other, "cus_staying").await.unwrap();
+    let t = now() - 50;
+    for (id, card_id, customer) in [
+        ("evt_c1", "card_moving", "cus_moving"),
+        ("evt_c2", "card_staying", "cus_staying"),
+    ] {
+        let body = event(
+            id,
+            "customer.source.created",
+            t,
+            card(card_id, customer, "x"),
+        );
+        assert_eq!(app.deliver(&body).await.0, 200);
+    }
+    assert!(db.delete_bucket(&old).await.unwrap());
+    db.delete_bucket(&other).await.unwrap();
+    let row = db
+        .object(Kind::Source, "card_moving")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.bucket_id, None);
+
+    let new = app.bucket("bob").await;
+    let relinked =
+        json!({"id": "cus_moving", "object": "customer", "metadata": {"bucket_id": new}});
+    assert_eq!(
+        app.deliver(&event("evt_c3", "customer.updated", t + 1, relinked))
+            .await
+            .0,
+        200
+    );
+    let (status, cards) = call(app.get(&format!("/api/bucket/{new}/payment/cards"), "bob")).await;
+    assert_eq!(status, 200, "{cards}");
+    let ids: Vec<&str> = cards["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["card_moving"]);
+    let staying = db
+        .object(Kind::Source, "card_staying")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(staying.bucket_id, None);
+}
+
+both!(a_relinked_customer_brings_its_cards);
+
 /// Events stored without being applied (catch-up, or a delivery whose applying
 /// transaction failed) are applied by the worker a claimed batch at a time:
 /// the newest version of a card wins whatever the order in the batch, an
