@@ -1,10 +1,11 @@
--- The Stripe customer each inbox event is about (its object's customer, the
--- customer itself for a customer object; '' when it names none). When a
--- customer gets linked to a bucket, its events applied before the link (and
--- ignored then: a customer of no bucket) are put back in line by this index,
--- instead of by a LIKE over every stored event body, which grew with the
--- inbox and ran once for each new customer. Rows stored before this column
--- are filled in right after the migrations run (`store::inbox::fill_customers`).
+-- The Stripe customer an inbox event is about (its object's customer, the
+-- customer itself for a customer object) when that customer had no bucket
+-- when the event was stored; '' otherwise. When a customer gets linked to a
+-- bucket, its events applied before the link (and ignored then: a customer
+-- of no bucket) are put back in line by this index, instead of by a LIKE
+-- over every stored event body, which grew with the inbox and ran once for
+-- each new customer. Rows stored before this column are filled in right
+-- after the migrations run (`store::inbox::fill_customers`).
 ALTER TABLE stripe_events ADD COLUMN customer_id TEXT;
 -- With `state` in it, the requeue's two conditions are one index lookup: a
 -- planner without statistics would otherwise intersect it with the index on

@@ -30,8 +30,12 @@ pub struct NewEvent<'a> {
     pub created: i64,
     pub body: &'a str,
     pub source: &'a str,
-    /// The customer its object belongs to (`json::customer_of`), if any: a
-    /// customer linked to a bucket later gets its events requeued by it.
+    /// The customer its object belongs to (`json::customer_of`) when that
+    /// customer may have no bucket (none yet, or not known: the event is left
+    /// for the worker): linked to a bucket later, it gets its events requeued
+    /// by this. None when it names no customer or the customer has a bucket
+    /// (its events are applied for real): the index holds the few events that
+    /// may need it, not one random key per event.
     pub customer: Option<&'a str>,
     /// Already applied by the transaction that stores it (else pending, for the worker).
     pub applied: bool,

@@ -163,6 +163,14 @@ async fn write(
         .map(|q| Event::parse(&q.delivery.value))
         .collect::<Option<Vec<_>>>()
         .ok_or_else(|| anyhow::anyhow!("a delivery that is not an event reached the inbox"))?;
+    let mut tx = intake
+        .db
+        .begin_write_on(held.get(&intake.db).await?)
+        .await?;
+    let mut known = match apply {
+        true => events::read_ahead(&mut tx, &events).await?,
+        false => Default::default(),
+    };
     // The same id twice in one batch (a retry racing the first delivery) is stored once.
     let mut once = HashSet::new();
     let rows: Vec<NewEvent> = batch
@@ -175,14 +183,11 @@ async fn write(
             created: e.created,
             body: &q.delivery.body,
             source: "webhook",
-            customer: customer_of(e.object),
+            // Only an event of a customer without a bucket may have to be applied again.
+            customer: customer_of(e.object).filter(|c| !known.contains(c)),
             applied: apply,
         })
         .collect();
-    let mut tx = intake
-        .db
-        .begin_write_on(held.get(&intake.db).await?)
-        .await?;
     let mut new = insert_events_in(&mut tx, &rows, now()).await?;
     let is_new: Vec<bool> = events.iter().map(|e| new.remove(e.id)).collect();
     let fresh: Vec<Event> = events
@@ -192,7 +197,6 @@ async fn write(
         .map(|(e, _)| e.clone())
         .collect();
     let (results, requeued) = if apply {
-        let mut known = events::read_ahead(&mut tx, &fresh).await?;
         known.applying = fresh.iter().map(|e| e.id.to_string()).collect();
         let results = events::apply_local_many(&mut tx, &intake.sync, &fresh, &mut known).await?;
         let pending: Vec<&str> = fresh
