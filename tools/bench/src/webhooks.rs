@@ -341,6 +341,8 @@ pub async fn run(db: &Db, p: Params<'_>, stream: Stream) -> anyhow::Result<Value
         // Postgres: its backends serving this database (the server's
         // connections, the bench's few polls), which a server CPU alone misses.
         "postgres_cpu_us_per_event_until_applied": per_event_us(pg_cpu),
+        // The server's VmHWM so far (its peak RSS, any earlier measure included).
+        "server_peak_rss_mib": crate::server::memory(p.server).1,
         "visible_samples": vis.len(),
         "visible_not_seen": not_seen.load(Ordering::Relaxed),
         "visible_p50_ms": q(&vis, 0.5),
