@@ -295,7 +295,7 @@ pub async fn insert_events_in(
 ) -> sqlx::Result<std::collections::HashSet<String>> {
     let mut new = std::collections::HashSet::with_capacity(events.len());
     // 9 parameters a row; SQLite allows 32,766 in a statement.
-    for chunk in events.chunks(1000) {
+    for chunk in events.chunks(super::rows_per_statement(conn, 1000)) {
         let mut sql = String::from(
             "INSERT INTO stripe_events \
              (id, type, created, body, source, received_at, state, applied_at, customer_id) VALUES ",
