@@ -277,19 +277,23 @@ impl Db {
 // The same lookups on one connection or open transaction (the apply path runs
 // a batch of events in one transaction).
 
-/// Link a customer to a bucket that has none; the bucket's customer afterwards (first link wins).
+/// Link a customer to a bucket that has none; the bucket's customer afterwards
+/// (first link wins; None when the bucket does not exist).
 pub async fn link_customer_in(
     conn: &mut AnyConnection,
     bucket_id: &str,
     customer_id: &str,
 ) -> sqlx::Result<Option<String>> {
-    sqlx::query(
+    let done = sqlx::query(
         "UPDATE buckets SET stripe_customer_id = $1 WHERE id = $2 AND stripe_customer_id IS NULL",
     )
     .bind(customer_id)
     .bind(bucket_id)
     .execute(&mut *conn)
     .await?;
+    if done.rows_affected() > 0 {
+        return Ok(Some(customer_id.to_string()));
+    }
     sqlx::query("SELECT stripe_customer_id FROM buckets WHERE id = $1")
         .bind(bucket_id)
         .fetch_optional(&mut *conn)
@@ -310,15 +314,6 @@ pub async fn bucket_of_customer_in(
         .await?
         .map(|r| r.try_get("id"))
         .transpose()
-}
-
-/// Whether a bucket exists.
-pub async fn bucket_exists_in(conn: &mut AnyConnection, id: &str) -> sqlx::Result<bool> {
-    Ok(sqlx::query("SELECT id FROM buckets WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .is_some())
 }
 
 /// The buckets of many customers in one query (customer id → bucket id);

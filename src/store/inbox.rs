@@ -6,6 +6,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use super::{Db, now};
+use crate::stripe::json;
 
 #[derive(Debug, Clone)]
 pub struct InboxEvent {
@@ -29,6 +30,21 @@ pub struct NewEvent<'a> {
     pub created: i64,
     pub body: &'a str,
     pub source: &'a str,
+    /// The customer its object belongs to (`json::customer_of`) when that
+    /// customer may have no bucket (none yet, or not known: the event is left
+    /// for the worker): linked to a bucket later, it gets its events requeued
+    /// by this. None when it names no customer or the customer has a bucket
+    /// (its events are applied for real): the index holds the few events that
+    /// may need it, not one random key per event.
+    pub customer: Option<&'a str>,
+    /// Already applied by the transaction that stores it (else pending, for the worker).
+    pub applied: bool,
+}
+
+impl NewEvent<'_> {
+    fn state(&self) -> &'static str {
+        if self.applied { "applied" } else { "pending" }
+    }
 }
 
 const COLUMNS: &str =
@@ -52,19 +68,9 @@ fn event_from_row(r: &AnyRow) -> sqlx::Result<InboxEvent> {
 impl Db {
     /// Store an event; false when its id is already in the inbox.
     pub async fn insert_event(&self, e: &NewEvent<'_>) -> sqlx::Result<bool> {
-        let done = sqlx::query(
-            "INSERT INTO stripe_events (id, type, created, body, source, received_at, state) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'pending') ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(e.id)
-        .bind(e.r#type)
-        .bind(e.created)
-        .bind(e.body)
-        .bind(e.source)
-        .bind(now())
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() > 0)
+        let mut conn = self.pool.acquire().await?;
+        let new = insert_events_in(&mut conn, std::slice::from_ref(e), now()).await?;
+        Ok(!new.is_empty())
     }
 
     pub async fn event(&self, id: &str) -> sqlx::Result<Option<InboxEvent>> {
@@ -182,15 +188,6 @@ impl Db {
         Ok(())
     }
 
-    /// Put applied events whose body mentions `needle` back in line. Used when a
-    /// customer gets linked to a bucket: its events applied before the link were
-    /// ignored (customer of no bucket), and must now be applied for real.
-    /// Re-applying one that was not ignored is harmless (the watermark makes it stale).
-    pub async fn requeue_events_mentioning(&self, needle: &str) -> sqlx::Result<u64> {
-        let mut conn = self.pool.acquire().await?;
-        requeue_events_mentioning_in(&mut conn, needle).await
-    }
-
     /// Put a failed or dead event back in line (`paysync events replay`).
     pub async fn requeue_event(&self, id: &str) -> sqlx::Result<bool> {
         let done = sqlx::query(
@@ -239,19 +236,53 @@ pub async fn mark_applied_in(
     Ok(done.rows_affected() > 0)
 }
 
-/// [`Db::requeue_events_mentioning`] on a given connection or transaction.
-pub async fn requeue_events_mentioning_in(
+/// Put customers' applied events back in line, but for `except` (events
+/// the calling transaction stored and applies itself). Used when the
+/// customers get linked to buckets: their events applied before the link
+/// were ignored (customer of no bucket), and must now be applied for real.
+/// Re-applying one that was not ignored is harmless (the watermark makes it
+/// stale). An index lookup: the events name their customer in a column of
+/// their own.
+pub async fn requeue_customers_events_in(
     conn: &mut AnyConnection,
-    needle: &str,
+    customer_ids: &[String],
+    except: &[String],
 ) -> sqlx::Result<u64> {
-    let done = sqlx::query(
-        "UPDATE stripe_events SET state = 'pending', next_attempt_at = 0 \
-         WHERE state = 'applied' AND body LIKE $1",
-    )
-    .bind(format!("%\"{needle}\"%"))
-    .execute(&mut *conn)
-    .await?;
-    Ok(done.rows_affected())
+    let mut requeued = 0;
+    for chunk in customer_ids.chunks(1000) {
+        let mut sql = format!(
+            "UPDATE stripe_events SET state = 'pending', next_attempt_at = 0 \
+             WHERE customer_id IN {} AND state = 'applied'",
+            super::placeholders(1, chunk.len(), 1)
+        );
+        if !except.is_empty() {
+            sql.push_str(" AND id NOT IN ");
+            sql.push_str(&super::placeholders(1, except.len(), chunk.len() + 1));
+        }
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for id in chunk.iter().chain(except) {
+            q = q.bind(id);
+        }
+        requeued += q.execute(&mut *conn).await?.rows_affected();
+    }
+    Ok(requeued)
+}
+
+/// Set events stored as applied back to pending (the transaction that
+/// stored them found they need Stripe: the worker applies them).
+pub async fn mark_pending_in(conn: &mut AnyConnection, ids: &[&str]) -> sqlx::Result<()> {
+    for chunk in ids.chunks(1000) {
+        let sql = format!(
+            "UPDATE stripe_events SET state = 'pending', applied_at = NULL WHERE id IN {}",
+            super::placeholders(1, chunk.len(), 1)
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 /// Insert many events in one statement (each new id stored, known ids left
@@ -263,12 +294,13 @@ pub async fn insert_events_in(
     received_at: i64,
 ) -> sqlx::Result<std::collections::HashSet<String>> {
     let mut new = std::collections::HashSet::with_capacity(events.len());
-    // 7 parameters a row; SQLite allows 32,766 in a statement.
-    for chunk in events.chunks(1000) {
+    // 9 parameters a row; SQLite allows 32,766 in a statement.
+    for chunk in events.chunks(super::rows_per_statement(conn, 1000)) {
         let mut sql = String::from(
-            "INSERT INTO stripe_events (id, type, created, body, source, received_at, state) VALUES ",
+            "INSERT INTO stripe_events \
+             (id, type, created, body, source, received_at, state, applied_at, customer_id) VALUES ",
         );
-        sql.push_str(&super::placeholders(chunk.len(), 7, 1));
+        sql.push_str(&super::placeholders(chunk.len(), 9, 1));
         sql.push_str(" ON CONFLICT (id) DO NOTHING RETURNING id");
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for e in chunk {
@@ -279,7 +311,9 @@ pub async fn insert_events_in(
                 .bind(e.body)
                 .bind(e.source)
                 .bind(received_at)
-                .bind("pending");
+                .bind(e.state())
+                .bind(e.applied.then_some(received_at))
+                .bind(e.customer.unwrap_or(""));
         }
         for row in q.fetch_all(&mut *conn).await? {
             new.insert(row.try_get::<String, _>("id")?);
@@ -288,19 +322,35 @@ pub async fn insert_events_in(
     Ok(new)
 }
 
-/// Mark events applied that no worker claimed (applied by the transaction
-/// that stored them), in one statement.
-pub async fn mark_many_applied_in(conn: &mut AnyConnection, ids: &[&str]) -> sqlx::Result<()> {
-    for chunk in ids.chunks(1000) {
-        let sql = format!(
-            "UPDATE stripe_events SET state = 'applied', applied_at = $1 WHERE id IN {}",
-            super::placeholders(1, chunk.len(), 2)
-        );
-        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now());
-        for id in chunk {
-            q = q.bind(*id);
+/// Fill in the customer of events stored before the inbox had the column
+/// (migration 0006), so the requeue of a newly linked customer finds them
+/// too. Runs when the database is migrated: once, then a lookup that finds
+/// nothing. Returns how many events it filled in.
+pub async fn fill_customers(db: &Db) -> sqlx::Result<u64> {
+    let mut filled = 0;
+    loop {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT id, body FROM stripe_events WHERE customer_id IS NULL LIMIT 500",
+        )
+        .fetch_all(&db.pool)
+        .await?;
+        if rows.is_empty() {
+            return Ok(filled);
         }
-        q.execute(&mut *conn).await?;
+        let mut tx = db.begin_write().await?;
+        for (id, body) in &rows {
+            let body: Option<serde_json::Value> = serde_json::from_str(body).ok();
+            let customer = body
+                .as_ref()
+                .and_then(|b| b.pointer("/data/object"))
+                .and_then(json::customer_of);
+            sqlx::query("UPDATE stripe_events SET customer_id = $1 WHERE id = $2")
+                .bind(customer.unwrap_or(""))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        filled += rows.len() as u64;
     }
-    Ok(())
 }

@@ -63,9 +63,11 @@ impl Kind {
     }
 }
 
-/// What one write stores.
+/// What one write stores. `data` borrows the object where the caller keeps
+/// it (an event being applied): a Stripe object is a tree of a few hundred
+/// allocations, and copying it for every write was a tenth of the intake's CPU.
 #[derive(Debug, Clone)]
-pub struct Mirror {
+pub struct Mirror<'a> {
     pub kind: Kind,
     pub id: String,
     pub customer_id: String,
@@ -77,15 +79,23 @@ pub struct Mirror {
     pub parent_id: Option<String>,
     pub created: i64,
     /// The whole Stripe object.
-    pub data: serde_json::Value,
+    pub data: std::borrow::Cow<'a, serde_json::Value>,
     /// Stripe deleted or detached it: store a tombstone.
     pub deleted: bool,
 }
 
-impl Mirror {
+impl Mirror<'_> {
     /// The row's `view` column (see [`super::views`]).
     pub fn view(&self) -> Option<String> {
         super::views::view_of(self.kind, self.status.as_deref(), &self.data)
+    }
+
+    /// The same, owning its object (to be kept after the object is gone).
+    pub fn into_owned(self) -> Mirror<'static> {
+        Mirror {
+            data: std::borrow::Cow::Owned(self.data.into_owned()),
+            ..self
+        }
     }
 }
 
@@ -167,7 +177,7 @@ impl Db {
     /// over a row of the same second (but still never over a newer one, nor a tombstone).
     pub async fn write_object(
         &self,
-        m: &Mirror,
+        m: &Mirror<'_>,
         wm: &Watermark,
         force: bool,
     ) -> sqlx::Result<WriteOutcome> {
@@ -338,7 +348,7 @@ fn select_by_id_sql(kind: Kind) -> &'static str {
 /// `({COLUMNS}, synced_at, view)`.
 fn bind_row<'q>(
     q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
-    m: &'q Mirror,
+    m: &'q Mirror<'_>,
     wm: &'q Watermark,
     synced: i64,
 ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
@@ -359,7 +369,7 @@ fn bind_row<'q>(
 /// [`Db::write_object`] on a given connection or transaction.
 pub async fn write_object_in(
     conn: &mut AnyConnection,
-    m: &Mirror,
+    m: &Mirror<'_>,
     wm: &Watermark,
     force: bool,
 ) -> sqlx::Result<WriteOutcome> {
@@ -377,7 +387,7 @@ pub async fn write_object_in(
 /// (`Tie`: only Stripe can order the two).
 pub async fn unwritten_outcome(
     conn: &mut AnyConnection,
-    m: &Mirror,
+    m: &Mirror<'_>,
     wm: &Watermark,
     force: bool,
 ) -> sqlx::Result<WriteOutcome> {
@@ -386,7 +396,7 @@ pub async fn unwritten_outcome(
     };
     let same_second = row.wm_created == wm.created;
     // A delete is a change even when the object's copy in it is the same as the row's.
-    let differs = row.data != m.data || m.deleted;
+    let differs = row.data != *m.data || m.deleted;
     if !row.deleted && same_second && !force && differs && row.wm_event != wm.event {
         Ok(WriteOutcome::Tie)
     } else {
@@ -465,15 +475,58 @@ pub async fn adopt_customer_objects_in(
     customer_id: &str,
     bucket_id: &str,
 ) -> sqlx::Result<()> {
-    for kind in Kind::ALL {
-        sqlx::query(AssertSqlSafe(format!(
-            "UPDATE {} SET bucket_id = $1 WHERE customer_id = $2 AND bucket_id IS NULL",
-            kind.table()
-        )))
-        .bind(bucket_id)
-        .bind(customer_id)
-        .execute(&mut *conn)
-        .await?;
+    adopt_customers_objects_in(conn, &[(customer_id.to_string(), bucket_id.to_string())]).await
+}
+
+/// Attach the rows stored without a bucket of several customers (customer
+/// id, bucket id) to their buckets. Such rows are rare (the customer's bucket
+/// was deleted), and a new customer has none: one statement looks for them
+/// first, for all the customers at once.
+pub async fn adopt_customers_objects_in(
+    conn: &mut AnyConnection,
+    links: &[(String, String)],
+) -> sqlx::Result<()> {
+    for chunk in links.chunks(100) {
+        let list = super::placeholders(1, chunk.len(), 1);
+        let probe = Kind::ALL
+            .iter()
+            .map(|k| {
+                // A customer row's id is its customer (the primary key finds it).
+                // `COALESCE`: no planner walks the rows without a bucket instead.
+                let key = if *k == Kind::Customer {
+                    "id"
+                } else {
+                    "customer_id"
+                };
+                format!(
+                    "SELECT {key} AS customer FROM {} WHERE {key} IN {list} AND COALESCE(bucket_id, '') = ''",
+                    k.table()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ");
+        let mut q = sqlx::query(AssertSqlSafe(probe));
+        for (customer, _) in chunk {
+            q = q.bind(customer);
+        }
+        let unlinked: Vec<String> = q
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|r| r.try_get("customer"))
+            .collect::<sqlx::Result<_>>()?;
+        for (customer, bucket) in chunk.iter().filter(|(c, _)| unlinked.contains(c)) {
+            for kind in Kind::ALL {
+                sqlx::query(AssertSqlSafe(format!(
+                    "UPDATE {} SET bucket_id = $1 WHERE customer_id = $2 AND bucket_id IS NULL",
+                    kind.table()
+                )))
+                .bind(bucket)
+                .bind(customer)
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
     }
     Ok(())
 }
@@ -485,20 +538,21 @@ pub async fn adopt_customer_objects_in(
 /// upserted twice in one statement).
 pub async fn write_objects_in(
     conn: &mut AnyConnection,
-    rows: &[(Mirror, Watermark)],
+    rows: &[(Mirror<'_>, Watermark)],
     force: bool,
 ) -> sqlx::Result<Vec<(Kind, String)>> {
     let mut written = Vec::new();
     let synced = now();
     let cmp = if force { ">=" } else { ">" };
     for kind in Kind::ALL {
-        let of_kind: Vec<&(Mirror, Watermark)> =
+        let of_kind: Vec<&(Mirror<'_>, Watermark)> =
             rows.iter().filter(|(m, _)| m.kind == kind).collect();
-        // 12 parameters a row, 50 rows a statement: SQLite looks each bound
-        // parameter up by a linear scan of the statement's parameters (sqlx
-        // binds by name), so the cost per row grows with the statement's size;
-        // at 250 rows binding was a fifth of a full reconcile's CPU.
-        for chunk in of_kind.chunks(50) {
+        // 12 parameters a row, 50 rows a statement (16 on SQLite, see
+        // `rows_per_statement`): SQLite looks each bound parameter up by a
+        // linear scan of the statement's parameters (sqlx binds by name), so
+        // the cost per row grows with the statement's size; at 250 rows
+        // binding was a fifth of a full reconcile's CPU.
+        for chunk in of_kind.chunks(super::rows_per_statement(conn, 50)) {
             let table = kind.table();
             let mut sql = format!("INSERT INTO {table} ({COLUMNS}, synced_at, view) VALUES ");
             sql.push_str(&super::placeholders(chunk.len(), 12, 1));

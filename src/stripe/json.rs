@@ -35,3 +35,11 @@ pub fn id<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
         _ => None,
     }
 }
+
+/// The Stripe customer an object belongs to (a customer: itself), if it names one.
+pub fn customer_of(obj: &Value) -> Option<&str> {
+    match str(obj, "object")? {
+        "customer" => str(obj, "id"),
+        _ => id(obj, "customer"),
+    }
+}

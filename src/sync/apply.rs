@@ -3,25 +3,19 @@
 //! under the watermark rule. Write routes (with Stripe's answer), webhook
 //! events and the reconciler all store through here.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 use sqlx::AnyConnection;
 
-use crate::store::buckets::{bucket_exists_in, bucket_of_customer_in, link_customer_in};
-use crate::store::inbox::requeue_events_mentioning_in;
-use crate::store::objects::{adopt_customer_objects_in, object_in, write_object_in};
+use crate::store::buckets::{bucket_of_customer_in, link_customer_in};
+use crate::store::inbox::requeue_customers_events_in;
+use crate::store::objects::{adopt_customers_objects_in, object_in, write_object_in};
 use crate::store::{Db, Kind, Mirror, Watermark, WriteOutcome};
 use crate::stripe::json;
 use crate::stripe::shape::{charge, invoice, invoice_payment, payment_intent, subscription};
 
-/// The Stripe customer an object belongs to (a customer: itself), if it names one.
-pub fn customer_of(obj: &Value) -> Option<&str> {
-    match json::str(obj, "object")? {
-        "customer" => json::str(obj, "id"),
-        _ => json::id(obj, "customer"),
-    }
-}
+pub use crate::stripe::json::customer_of;
 
 /// The kind of a Stripe object, from its `object` field; None for objects paysync does not mirror.
 pub fn kind_of(obj: &Value) -> Option<Kind> {
@@ -39,7 +33,7 @@ pub fn kind_of(obj: &Value) -> Option<Kind> {
 
 /// The cache row of a Stripe object (bucket not resolved yet).
 /// `deleted` forces a tombstone (a `*.deleted` or `*.detached` event).
-pub fn mirror_of(obj: &Value, deleted: bool) -> Option<Mirror> {
+pub fn mirror_of(obj: &Value, deleted: bool) -> Option<Mirror<'_>> {
     let kind = kind_of(obj)?;
     let id = json::str(obj, "id")?.to_string();
     let deleted = deleted || json::bool(obj, "deleted").unwrap_or(false);
@@ -76,7 +70,7 @@ pub fn mirror_of(obj: &Value, deleted: bool) -> Option<Mirror> {
         status,
         parent_id,
         created: json::int(obj, "created").unwrap_or(0),
-        data: obj.clone(),
+        data: std::borrow::Cow::Borrowed(obj),
         deleted,
     })
 }
@@ -111,8 +105,117 @@ pub async fn store(
 
 /// Buckets of customers read ahead for a batch of events (customer id →
 /// bucket id, one query for the batch), so storing each object skips that
-/// lookup. A customer missing from it is looked up as usual.
-pub type KnownBuckets = HashMap<String, String>;
+/// lookup. A customer missing from it is looked up as usual, and what is
+/// found (a bucket, a link made by the customer's metadata, or none) is kept
+/// for the batch's later events.
+#[derive(Debug, Default)]
+pub struct KnownBuckets {
+    buckets: HashMap<String, String>,
+    /// Customers looked up in the batch's transaction and of no bucket.
+    without: HashSet<String>,
+    /// Customers whose bucket was found (or linked) after the read-ahead.
+    found: HashSet<String>,
+    /// Customers linked (customer, bucket) whose rows without a bucket are
+    /// not adopted yet nor their earlier events requeued: a batch does that
+    /// once, at its end ([`KnownBuckets::settle`]).
+    linked: Vec<(String, String)>,
+    /// Links are settled at the end of the batch, not as they are made.
+    pub batch: bool,
+    /// Events the transaction stored and is applying (the intake's batch):
+    /// a link it makes does not put them back in line.
+    pub applying: Vec<String>,
+    /// Events put back in line for the worker because the batch linked their customer.
+    pub requeued: u64,
+}
+
+impl KnownBuckets {
+    /// What a look-up of `customers` found (`buckets`): the others have none.
+    pub fn looked_up(customers: &[&str], buckets: HashMap<String, String>) -> Self {
+        let without = customers
+            .iter()
+            .filter(|c| !buckets.contains_key(**c))
+            .map(|c| c.to_string())
+            .collect();
+        KnownBuckets {
+            buckets,
+            without,
+            ..KnownBuckets::default()
+        }
+    }
+
+    /// The bucket of a customer, when known.
+    pub fn get(&self, customer: &str) -> Option<&String> {
+        self.buckets.get(customer)
+    }
+
+    pub fn contains(&self, customer: &str) -> bool {
+        self.buckets.contains_key(customer)
+    }
+
+    /// Whether the customer's bucket became known after the read-ahead
+    /// (the batch linked it): its earlier events in the batch were ignored.
+    pub fn found_later(&self, customer: &str) -> bool {
+        self.found.contains(customer)
+    }
+
+    /// For each customer linked since the last call: its rows stored without
+    /// a bucket join the bucket, and its events applied before the link
+    /// (ignored then: a customer of no bucket) are put back in line.
+    pub async fn settle(&mut self, conn: &mut AnyConnection) -> sqlx::Result<()> {
+        if self.linked.is_empty() {
+            return Ok(());
+        }
+        let linked = std::mem::take(&mut self.linked);
+        adopt_customers_objects_in(conn, &linked).await?;
+        let customers: Vec<String> = linked.into_iter().map(|(c, _)| c).collect();
+        self.requeued += requeue_customers_events_in(conn, &customers, &self.applying).await?;
+        Ok(())
+    }
+
+    /// The bucket of `m`'s customer: known, else looked up (a customer
+    /// object not linked yet links the bucket its metadata names), and kept.
+    async fn resolve(
+        &mut self,
+        conn: &mut AnyConnection,
+        m: &Mirror<'_>,
+    ) -> sqlx::Result<Option<String>> {
+        if let Some(bucket) = self.buckets.get(&m.customer_id) {
+            return Ok(Some(bucket.clone()));
+        }
+        // Looked up already in this transaction: only its own metadata can link it now.
+        let looked_up = self.without.contains(&m.customer_id);
+        if looked_up && m.kind != Kind::Customer {
+            return Ok(None);
+        }
+        let found = bucket_of(conn, m, !looked_up, self).await?;
+        match &found {
+            Some(bucket) => {
+                self.buckets.insert(m.customer_id.clone(), bucket.clone());
+                self.found.insert(m.customer_id.clone());
+                self.without.remove(&m.customer_id);
+            }
+            None => {
+                self.without.insert(m.customer_id.clone());
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Find the bucket of an object's customer for a batch (see
+/// [`KnownBuckets::resolve`]), so that its event can be written with the
+/// batch's other plain writes.
+pub async fn find_bucket(
+    conn: &mut AnyConnection,
+    obj: &Value,
+    deleted: bool,
+    known: &mut KnownBuckets,
+) -> sqlx::Result<()> {
+    if let Some(m) = mirror_of(obj, deleted).filter(|m| !m.customer_id.is_empty()) {
+        known.resolve(conn, &m).await?;
+    }
+    Ok(())
+}
 
 /// [`store`] on a given connection or open transaction (the apply worker and
 /// the webhook intake apply a batch of events in one transaction).
@@ -123,17 +226,19 @@ pub async fn store_on(
     deleted: bool,
     force: bool,
 ) -> sqlx::Result<Stored> {
-    store_known(conn, obj, wm, deleted, force, &KnownBuckets::new()).await
+    store_known(conn, obj, wm, deleted, force, &mut KnownBuckets::default()).await
 }
 
-/// [`store_on`] with buckets read ahead.
+/// [`store_on`] with buckets read ahead; a bucket it has to look up (or
+/// links, by a customer's metadata) is added to `known` for the batch's
+/// later events.
 pub async fn store_known(
     conn: &mut AnyConnection,
     obj: &Value,
     wm: &Watermark,
     deleted: bool,
     force: bool,
-    known: &KnownBuckets,
+    known: &mut KnownBuckets,
 ) -> sqlx::Result<Stored> {
     let Some(mut m) = mirror_of(obj, deleted) else {
         return Ok(Stored::Ignored);
@@ -152,10 +257,7 @@ pub async fn store_known(
             None => return Ok(Stored::Ignored),
         }
     }
-    m.bucket_id = match known.get(&m.customer_id) {
-        Some(bucket) => Some(bucket.clone()),
-        None => bucket_of(conn, &m).await?,
-    };
+    m.bucket_id = known.resolve(conn, &m).await?;
     if m.bucket_id.is_none()
         && previous.is_none()
         && object_in(conn, m.kind, &m.id).await?.is_none()
@@ -169,7 +271,7 @@ pub async fn store_known(
 /// The cached invoice an invoice payment pays.
 async fn invoice_of(
     conn: &mut AnyConnection,
-    m: &Mirror,
+    m: &Mirror<'_>,
 ) -> sqlx::Result<Option<crate::store::Stored>> {
     match m.parent_id.as_deref() {
         Some(id) => object_in(conn, Kind::Invoice, id).await,
@@ -177,10 +279,16 @@ async fn invoice_of(
     }
 }
 
-/// The bucket of an object: the bucket linked to its customer; for a customer
-/// object not yet linked, the bucket its `metadata.bucket_id` names (and link it).
-async fn bucket_of(conn: &mut AnyConnection, m: &Mirror) -> sqlx::Result<Option<String>> {
-    if let Some(bucket) = bucket_of_customer_in(conn, &m.customer_id).await? {
+/// The bucket of an object: the bucket linked to its customer (`look_up`:
+/// not known to have none); for a customer object not yet linked, the bucket
+/// its `metadata.bucket_id` names (and link it).
+async fn bucket_of(
+    conn: &mut AnyConnection,
+    m: &Mirror<'_>,
+    look_up: bool,
+    known: &mut KnownBuckets,
+) -> sqlx::Result<Option<String>> {
+    if look_up && let Some(bucket) = bucket_of_customer_in(conn, &m.customer_id).await? {
         return Ok(Some(bucket));
     }
     if m.kind != Kind::Customer || m.deleted {
@@ -193,15 +301,15 @@ async fn bucket_of(conn: &mut AnyConnection, m: &Mirror) -> sqlx::Result<Option<
     else {
         return Ok(None);
     };
-    if !bucket_exists_in(conn, named).await? {
-        return Ok(None);
-    }
     // First link wins: a bucket keeps the customer it has.
     match link_customer_in(conn, named, &m.customer_id).await? {
         Some(linked) if linked == m.customer_id => {
-            adopt_customer_objects_in(conn, &m.customer_id, named).await?;
-            // Events of this customer applied before the link were ignored: apply them again.
-            requeue_events_mentioning_in(conn, &m.customer_id).await?;
+            known
+                .linked
+                .push((m.customer_id.clone(), named.to_string()));
+            if !known.batch {
+                known.settle(conn).await?;
+            }
             Ok(Some(named.to_string()))
         }
         _ => Ok(None),

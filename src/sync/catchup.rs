@@ -104,6 +104,8 @@ pub async fn run(db: &Db, stripe: &Stripe) -> anyhow::Result<CatchUp> {
                 created,
                 body: &body,
                 source: "catchup",
+                customer: e.pointer("/data/object").and_then(json::customer_of),
+                applied: false,
             })
             .await?
         {

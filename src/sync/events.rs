@@ -14,7 +14,7 @@
 //! A subscription event needs nothing more: the bucket's effective plan is
 //! derived from the stored subscriptions on every read (`billing`).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 use sqlx::AnyConnection;
@@ -167,7 +167,7 @@ pub async fn apply_event(
 ) -> anyhow::Result<Applied> {
     let local = {
         let mut conn = db.pool.acquire().await?;
-        apply_local(&mut conn, sync, e, &KnownBuckets::new()).await?
+        apply_local(&mut conn, sync, e, &mut KnownBuckets::default()).await?
     };
     db.cards_written().await;
     match local {
@@ -188,12 +188,13 @@ fn watermark(e: &Event<'_>) -> Watermark {
 /// the delivery, and the worker for a claimed batch. Writes nothing when it
 /// answers [`Local::NeedsStripe`].
 ///
-/// `known`: buckets of the batch's customers read ahead ([`read_ahead`]).
+/// `known`: buckets of the batch's customers read ahead ([`read_ahead`]),
+/// and those found since.
 pub async fn apply_local(
     conn: &mut AnyConnection,
     sync: &SyncSettings,
     e: &Event<'_>,
-    known: &KnownBuckets,
+    known: &mut KnownBuckets,
 ) -> sqlx::Result<Local> {
     if !mirrored(e.r#type) {
         return Ok(Local::Done(Applied::NotMirrored));
@@ -227,80 +228,78 @@ pub async fn apply_local(
 /// [`apply_local`] for a batch of events, in order, on one transaction: what
 /// the webhook intake and the worker do with a batch.
 ///
-/// The usual event — an object of a customer whose bucket was read ahead —
-/// is one upsert. Consecutive ones are written together, one multi-row
-/// upsert per kind, instead of one statement each: under a burst the
-/// statements, not the rows, are what the intake's transaction spends its
-/// time on. An object already in the pending run starts a new run (one
-/// statement cannot write a row twice, and the later event must see the
-/// earlier one's row); any other event (a customer not read ahead, a
-/// customer deletion, a detached payment method) first writes the run, then
-/// goes through [`apply_local`], so each event sees every earlier one.
+/// The usual event — an object of a customer whose bucket is known — is one
+/// upsert. They are written together, one multi-row upsert per kind, instead
+/// of one statement each: under a burst the statements, not the rows, are
+/// what the intake's transaction spends its time on. An object already
+/// pending again is written in a later statement (one statement cannot write
+/// a row twice, and the later event must see the earlier one's row).
+///
+/// A customer not read ahead is looked up once for the batch; a new
+/// customer's `customer.created` links the bucket its metadata names, and
+/// from then on its events (a sign-up comes in one burst) are plain upserts
+/// too, its earlier ones in the batch (ignored then) included. Any other
+/// event (a customer of no bucket, a customer deletion, a detached payment
+/// method) goes through [`apply_local`] once what it may read is written.
 /// Outcomes are the same as applying the events one by one (and the inbox
 /// re-applying those of a customer that the batch linked to a bucket).
 pub async fn apply_local_many(
     conn: &mut AnyConnection,
     sync: &SyncSettings,
     events: &[Event<'_>],
-    known: &KnownBuckets,
+    known: &mut KnownBuckets,
 ) -> sqlx::Result<Vec<Local>> {
     let mut out: Vec<Option<Local>> = vec![None; events.len()];
     let mut run = Run::default();
-    let mut linked: HashSet<&str> = HashSet::new();
+    known.batch = true;
     for (i, e) in events.iter().enumerate() {
         if !mirrored(e.r#type) {
             out[i] = Some(Local::Done(Applied::NotMirrored));
             continue;
         }
-        match plain_write(sync, e, known) {
-            Some(m) => {
-                if run.has(&m) {
-                    run.write(conn, events, &mut out).await?;
-                }
-                run.push(i, m, watermark(e));
-            }
-            None => {
-                run.write(conn, events, &mut out).await?;
-                let local = apply_local(conn, sync, e, known).await?;
-                if let Some(customer) = newly_linked(e, known, &local) {
-                    linked.insert(customer);
-                }
-                out[i] = Some(local);
-            }
+        if apply::customer_of(e.object).is_some_and(|c| !known.contains(c)) {
+            // Not read ahead: a customer linked by this event's metadata, or
+            // by another process since, or of no bucket.
+            apply::find_bucket(conn, e.object, removes(e.r#type), known).await?;
         }
-    }
-    run.write(conn, events, &mut out).await?;
-    // A customer linked by this batch (its metadata named a bucket): its
-    // events earlier in the batch were ignored (customer of no bucket) and
-    // apply now. The inbox requeues such events when they are already marked
-    // applied; these are not marked yet, so the requeue cannot see them.
-    if !linked.is_empty() {
-        for (i, e) in events.iter().enumerate() {
-            let ignored = out[i] == Some(Local::Done(Applied::Ignored));
-            if ignored && apply::customer_of(e.object).is_some_and(|c| linked.contains(c)) {
+        match plain_write(sync, e, known) {
+            Some(m) => run.add(i, m, watermark(e)),
+            None => {
+                run.write_before(conn, e, known, events, &mut out).await?;
                 out[i] = Some(apply_local(conn, sync, e, known).await?);
             }
         }
     }
+    // A customer linked by this batch (its metadata named a bucket): its
+    // events earlier in the batch were ignored (customer of no bucket) and
+    // apply now. The inbox requeues such events once they are stored
+    // applied; the batch's are not stored yet (or not marked applied yet, in
+    // the worker's), so the requeue cannot see them.
+    for (i, e) in events.iter().enumerate() {
+        let ignored = out[i] == Some(Local::Done(Applied::Ignored));
+        if !ignored || !apply::customer_of(e.object).is_some_and(|c| known.found_later(c)) {
+            continue;
+        }
+        match plain_write(sync, e, known) {
+            Some(m) => run.add(i, m, watermark(e)),
+            None => {
+                run.write(conn, None, events, &mut out).await?;
+                out[i] = Some(apply_local(conn, sync, e, known).await?);
+            }
+        }
+    }
+    run.write(conn, None, events, &mut out).await?;
+    known.settle(conn).await?;
+    known.batch = false;
     Ok(out
         .into_iter()
         .map(|o| o.unwrap_or(Local::Done(Applied::Ignored)))
         .collect())
 }
 
-/// The customer an event just linked to a bucket: a customer object not
-/// linked when the batch was read ahead, now stored.
-fn newly_linked<'a>(e: &Event<'a>, known: &KnownBuckets, local: &Local) -> Option<&'a str> {
-    let stored = matches!(local, Local::Done(Applied::Stored(WriteOutcome::Written)));
-    let customer = (apply::kind_of(e.object) == Some(Kind::Customer))
-        .then(|| json::str(e.object, "id"))
-        .flatten()?;
-    (stored && !known.contains_key(customer)).then_some(customer)
-}
-
 /// The row [`apply_local`] would upsert for this event when that is all it
 /// would do (its bucket known, no other row to read or change first).
-fn plain_write(sync: &SyncSettings, e: &Event<'_>, known: &KnownBuckets) -> Option<Mirror> {
+fn plain_write<'a>(sync: &SyncSettings, e: &Event<'a>, known: &KnownBuckets) -> Option<Mirror<'a>> {
     let deleted = removes(e.r#type);
     if e.r#type == "customer.deleted" {
         return None;
@@ -313,60 +312,131 @@ fn plain_write(sync: &SyncSettings, e: &Event<'_>, known: &KnownBuckets) -> Opti
     Some(m)
 }
 
-/// Upserts waiting to be written together: each with its event's position.
+/// Upserts waiting to be written together, one multi-row statement per kind
+/// and generation: an object's first pending version is of generation 0, a
+/// later version of the same object one generation after the one before it.
+/// Generations are written in turn (one statement cannot write a row twice,
+/// and a later event must see the earlier one's row), so a sign-up's second
+/// version of each object shares a statement with every other customer's.
 #[derive(Default)]
-struct Run {
-    rows: Vec<(Mirror, Watermark)>,
-    at: Vec<usize>,
-    ids: HashSet<(Kind, String)>,
+struct Run<'a> {
+    rows: Vec<Pending<'a>>,
+    /// The generation of each object's latest pending version.
+    generations: HashMap<(Kind, String), usize>,
 }
 
-impl Run {
-    fn has(&self, m: &Mirror) -> bool {
-        self.ids.contains(&(m.kind, m.id.clone()))
+struct Pending<'a> {
+    row: (Mirror<'a>, Watermark),
+    /// The position of its event in the batch.
+    at: usize,
+    generation: usize,
+}
+
+impl<'a> Run<'a> {
+    fn has(&self, kind: Kind, id: &str) -> bool {
+        self.generations.contains_key(&(kind, id.to_string()))
     }
 
-    fn push(&mut self, at: usize, m: Mirror, wm: Watermark) {
-        self.ids.insert((m.kind, m.id.clone()));
-        self.rows.push((m, wm));
-        self.at.push(at);
+    /// Add the upsert of event `at`.
+    fn add(&mut self, at: usize, m: Mirror<'a>, wm: Watermark) {
+        let key = (m.kind, m.id.clone());
+        let generation = self.generations.get(&key).map_or(0, |g| g + 1);
+        self.generations.insert(key, generation);
+        self.rows.push(Pending {
+            row: (m, wm),
+            at,
+            generation,
+        });
     }
 
-    /// Write the run and record each event's outcome; a row left alone is
+    /// Write what must be in the tables before event `e` is applied on its
+    /// own: nothing when it names a customer the batch had no bucket for
+    /// (every pending row is of a known customer, and applying it reads and
+    /// writes only rows of its customer: a new customer linked by its
+    /// metadata, or one of no bucket), except its own object's earlier
+    /// version; everything otherwise (a customer's deletion reads its cards,
+    /// an object without a customer reads its row).
+    async fn write_before(
+        &mut self,
+        conn: &mut AnyConnection,
+        e: &Event<'_>,
+        known: &KnownBuckets,
+        events: &[Event<'_>],
+        out: &mut [Option<Local>],
+    ) -> sqlx::Result<()> {
+        let unrelated = apply::customer_of(e.object).is_some_and(|c| !known.contains(c))
+            && e.r#type != "customer.deleted";
+        if !unrelated {
+            return self.write(conn, None, events, out).await;
+        }
+        match (apply::kind_of(e.object), json::str(e.object, "id")) {
+            (Some(kind), Some(id)) if self.has(kind, id) => {
+                self.write(conn, Some(kind), events, out).await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Write the pending rows of one kind (None: all), generation after
+    /// generation, and record each event's outcome; a row left alone is
     /// stale or a tie, told apart (and a tie resolved) as [`apply_local`] does.
     async fn write(
         &mut self,
         conn: &mut AnyConnection,
+        kind: Option<Kind>,
         events: &[Event<'_>],
         out: &mut [Option<Local>],
     ) -> sqlx::Result<()> {
-        if self.rows.is_empty() {
-            return Ok(());
-        }
-        let written: HashSet<(Kind, String)> = write_objects_in(conn, &self.rows, false)
-            .await?
+        let (mut now, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.rows)
             .into_iter()
-            .collect();
-        for ((m, wm), &i) in self.rows.iter().zip(&self.at) {
-            let local = if written.contains(&(m.kind, m.id.clone())) {
-                Local::Done(Applied::Stored(WriteOutcome::Written))
-            } else {
-                match unwritten_outcome(conn, m, wm, false).await? {
-                    WriteOutcome::Tie => {
-                        let e = &events[i];
-                        match resolve_tie(conn, m.kind, e.object, wm, removes(e.r#type)).await? {
-                            Some(applied) => Local::Done(applied),
-                            None => Local::NeedsStripe,
-                        }
-                    }
-                    o => Local::Done(Applied::Stored(o)),
-                }
-            };
-            out[i] = Some(local);
+            .partition(|p| kind.is_none_or(|k| k == p.row.0.kind));
+        self.generations
+            .retain(|(k, _), _| kind.is_some_and(|only| only != *k));
+        self.rows = kept;
+        // Stable: within a generation, the events' order.
+        now.sort_by_key(|p| p.generation);
+        while !now.is_empty() {
+            let generation = now[0].generation;
+            let rest = now.split_off(now.partition_point(|p| p.generation == generation));
+            let (rows, at): (Vec<_>, Vec<_>) = now.into_iter().map(|p| (p.row, p.at)).unzip();
+            write_rows(conn, &rows, &at, events, out).await?;
+            now = rest;
         }
-        *self = Run::default();
         Ok(())
     }
+}
+
+/// Write rows of distinct objects in one statement per kind, and record the
+/// outcome of each row's event.
+async fn write_rows(
+    conn: &mut AnyConnection,
+    rows: &[(Mirror<'_>, Watermark)],
+    at: &[usize],
+    events: &[Event<'_>],
+    out: &mut [Option<Local>],
+) -> sqlx::Result<()> {
+    let written: HashSet<(Kind, String)> = write_objects_in(conn, rows, false)
+        .await?
+        .into_iter()
+        .collect();
+    for ((m, wm), &i) in rows.iter().zip(at) {
+        let local = if written.contains(&(m.kind, m.id.clone())) {
+            Local::Done(Applied::Stored(WriteOutcome::Written))
+        } else {
+            match unwritten_outcome(conn, m, wm, false).await? {
+                WriteOutcome::Tie => {
+                    let e = &events[i];
+                    match resolve_tie(conn, m.kind, e.object, wm, removes(e.r#type)).await? {
+                        Some(applied) => Local::Done(applied),
+                        None => Local::NeedsStripe,
+                    }
+                }
+                o => Local::Done(Applied::Stored(o)),
+            }
+        };
+        out[i] = Some(local);
+    }
+    Ok(())
 }
 
 /// The buckets of the customers of a batch of events, in one query.
@@ -380,7 +450,8 @@ pub async fn read_ahead(
         .collect();
     customers.sort_unstable();
     customers.dedup();
-    buckets_of_customers_in(conn, &customers).await
+    let buckets = buckets_of_customers_in(conn, &customers).await?;
+    Ok(KnownBuckets::looked_up(&customers, buckets))
 }
 
 /// Stripe deletes a deleted customer's cards and bank accounts without an

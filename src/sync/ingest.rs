@@ -9,24 +9,28 @@
 //! syncs.
 //!
 //! In that same transaction each new event is applied to the cache when the
-//! database alone can apply it (`events::apply_local`) and marked applied, so
-//! by the time Stripe gets its 200 the change is visible in the read routes,
-//! and the cache and the inbox never disagree. Events that need Stripe (a tie
-//! only a re-fetch can order, or a kind configured to be re-fetched) stay
-//! pending for the worker, which is woken after the commit.
+//! database alone can apply it (`events::apply_local_many`) and stored as
+//! applied, so by the time Stripe gets its 200 the change is visible in the
+//! read routes, and the cache and the inbox never disagree. Events that need
+//! Stripe (a tie only a re-fetch can order, or a kind configured to be
+//! re-fetched) are stored pending for the worker, which is woken after the
+//! commit; so are the earlier events of a customer the batch linked to a
+//! bucket.
 //!
 //! A failed transaction is tried once more storing the deliveries alone (the
 //! worker applies them later); if that fails too, every delivery in it gets
 //! its 503 and Stripe retries: nothing is half-written.
 
+use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 
 use serde_json::Value;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::cfg::SyncSettings;
-use crate::store::inbox::{NewEvent, insert_events_in, mark_many_applied_in};
+use crate::store::inbox::{NewEvent, insert_events_in, mark_pending_in};
 use crate::store::{Db, Held, now};
+use crate::sync::apply::customer_of;
 use crate::sync::events::{self, Applied, Event, Local};
 
 /// The most deliveries written in one transaction.
@@ -110,8 +114,8 @@ fn spawn(intake: Intake) -> mpsc::Sender<Queued> {
                 held.release();
             }
             match outcome {
-                Ok(received) => {
-                    if received.contains(&Received::Pending) {
+                Ok(Written { received, requeued }) => {
+                    if requeued || received.contains(&Received::Pending) {
                         intake.wake.notify_one();
                     }
                     for (q, r) in batch.drain(..).zip(received) {
@@ -131,41 +135,60 @@ fn spawn(intake: Intake) -> mpsc::Sender<Queued> {
     tx
 }
 
+/// What a batch's transaction did.
+struct Written {
+    /// What became of each delivery, in order.
+    received: Vec<Received>,
+    /// It linked customers to buckets (by their metadata) whose events
+    /// applied before (ignored then) are back in line for the worker.
+    requeued: bool,
+}
+
 /// Store a batch in one transaction, applying each new event in it when
 /// `apply` (else every new event is left pending for the worker).
+///
+/// The batch is inserted first, its rows already marked applied when
+/// `apply`: the insert tells which ids are new (one already in the inbox is
+/// never applied again), and each row is written once (rewriting a row to
+/// mark it applied rewrote its whole body). The few events that need Stripe
+/// are then set back to pending.
 async fn write(
     intake: &Intake,
     held: &mut Held,
     batch: &[Queued],
     apply: bool,
-) -> anyhow::Result<Vec<Received>> {
+) -> anyhow::Result<Written> {
     let events = batch
         .iter()
         .map(|q| Event::parse(&q.delivery.value))
         .collect::<Option<Vec<_>>>()
         .ok_or_else(|| anyhow::anyhow!("a delivery that is not an event reached the inbox"))?;
+    let mut tx = intake
+        .db
+        .begin_write_on(held.get(&intake.db).await?)
+        .await?;
+    let mut known = match apply {
+        true => events::read_ahead(&mut tx, &events).await?,
+        false => Default::default(),
+    };
+    // The same id twice in one batch (a retry racing the first delivery) is stored once.
+    let mut once = HashSet::new();
     let rows: Vec<NewEvent> = batch
         .iter()
         .zip(&events)
+        .filter(|(_, e)| once.insert(e.id))
         .map(|(q, e)| NewEvent {
             id: e.id,
             r#type: e.r#type,
             created: e.created,
             body: &q.delivery.body,
             source: "webhook",
+            // Only an event of a customer without a bucket may have to be applied again.
+            customer: customer_of(e.object).filter(|c| !known.contains(c)),
+            applied: apply,
         })
         .collect();
-    let mut tx = intake
-        .db
-        .begin_write_on(held.get(&intake.db).await?)
-        .await?;
     let mut new = insert_events_in(&mut tx, &rows, now()).await?;
-    let known = if apply {
-        events::read_ahead(&mut tx, &events).await?
-    } else {
-        Default::default()
-    };
-    // `remove`: the same id twice in one batch (a retry racing the first delivery) is new once.
     let is_new: Vec<bool> = events.iter().map(|e| new.remove(e.id)).collect();
     let fresh: Vec<Event> = events
         .iter()
@@ -173,35 +196,35 @@ async fn write(
         .filter(|(_, n)| **n)
         .map(|(e, _)| e.clone())
         .collect();
-    let mut results = if apply {
-        events::apply_local_many(&mut tx, &intake.sync, &fresh, &known)
-            .await?
-            .into_iter()
+    let (results, requeued) = if apply {
+        known.applying = fresh.iter().map(|e| e.id.to_string()).collect();
+        let results = events::apply_local_many(&mut tx, &intake.sync, &fresh, &mut known).await?;
+        let pending: Vec<&str> = fresh
+            .iter()
+            .zip(&results)
+            .filter(|(_, r)| **r == Local::NeedsStripe)
+            .map(|(e, _)| e.id)
+            .collect();
+        mark_pending_in(&mut tx, &pending).await?;
+        (results, known.requeued > 0)
     } else {
-        Vec::new().into_iter()
+        (vec![Local::NeedsStripe; fresh.len()], false)
     };
-    let mut out = Vec::with_capacity(batch.len());
-    let mut applied = Vec::new();
-    for (event, is_new) in events.iter().zip(is_new) {
-        out.push(if !is_new {
-            Received::Duplicate
-        } else {
-            match results.next() {
-                Some(Local::Done(result)) => {
-                    applied.push(event.id);
-                    Received::Applied(result)
-                }
-                Some(Local::NeedsStripe) | None => Received::Pending,
-            }
-        });
-    }
-    mark_many_applied_in(&mut tx, &applied).await?;
     tx.commit().await?;
-    if !applied.is_empty() {
+    let mut results = results.into_iter();
+    let received: Vec<Received> = is_new
+        .into_iter()
+        .map(|is_new| match is_new.then(|| results.next()).flatten() {
+            None => Received::Duplicate,
+            Some(Local::Done(result)) => Received::Applied(result),
+            Some(Local::NeedsStripe) => Received::Pending,
+        })
+        .collect();
+    if received.iter().any(|r| matches!(r, Received::Applied(_))) {
         // The 200 means "visible in the read routes": the cards cache too.
         intake.db.cards_written().await;
     }
-    Ok(out)
+    Ok(Written { received, requeued })
 }
 
 /// The same metrics the worker records for what it applies.

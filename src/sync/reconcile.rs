@@ -535,7 +535,7 @@ fn unchanged(cached: &Cached, obj: &Value, deleted: bool) -> bool {
 /// (on Postgres each statement is a round trip). Forced, like [`write`].
 #[derive(Default)]
 struct Writes {
-    rows: Vec<(Mirror, Watermark)>,
+    rows: Vec<(Mirror<'static>, Watermark)>,
     /// The bucket of each queued object, to count the drift per bucket.
     buckets: HashMap<(Kind, String), String>,
 }
@@ -549,7 +549,7 @@ impl Writes {
         bucket_id: &str,
         customer_id: &str,
     ) {
-        let Some(mut m) = mirror_of(obj, deleted) else {
+        let Some(mut m) = mirror_of(obj, deleted).map(Mirror::into_owned) else {
             return;
         };
         if m.customer_id.is_empty() {

@@ -110,10 +110,10 @@ impl Applier {
             }
         }
         let mut tx = self.db.begin_write().await?;
-        let known = events::read_ahead(&mut tx, &events).await?;
+        let mut known = events::read_ahead(&mut tx, &events).await?;
         let mut applied = Vec::with_capacity(batch.len());
         let started = Instant::now();
-        let results = events::apply_local_many(&mut tx, &self.sync, &events, &known).await?;
+        let results = events::apply_local_many(&mut tx, &self.sync, &events, &mut known).await?;
         // Applied together: each event's share of the batch's time.
         let each = started.elapsed().as_secs_f64() / events.len().max(1) as f64;
         for (&ev, result) in owners.iter().zip(results) {

@@ -146,67 +146,81 @@ fn events(seed: u64, customers: &[String], later: &str) -> Vec<String> {
     all
 }
 
-async fn a_batch_ends_where_one_by_one_ends(b: Backend) {
+/// Apply `evs` one by one (each in its own transaction, then what the inbox
+/// does once a customer is linked by its metadata: its events that were
+/// ignored before the link are applied again) and as one batch, on two
+/// databases prepared alike; assert the same outcome for each event and the
+/// same rows. Returns the batch's outcomes and rows.
+async fn compare(
+    b: Backend,
+    case: &str,
+    customers: &[String],
+    (bucket, later): (&str, &str),
+    evs: &[Event<'_>],
+) -> (Vec<Local>, Vec<String>) {
     let sync = SyncSettings::default();
+    let (_one_db, one) = prepared(b, customers, bucket, later).await;
+    let mut each = Vec::new();
+    for e in evs {
+        let mut tx = one.begin_write().await.unwrap();
+        let mut known = events::read_ahead(&mut tx, std::slice::from_ref(e))
+            .await
+            .unwrap();
+        each.push(
+            events::apply_local(&mut tx, &sync, e, &mut known)
+                .await
+                .unwrap(),
+        );
+        tx.commit().await.unwrap();
+    }
+    for (e, outcome) in evs.iter().zip(each.iter_mut()) {
+        let customer = paysync::sync::apply::customer_of(e.object);
+        if *outcome == Local::Done(Applied::Ignored)
+            && let Some(c) = customer
+            && one.bucket_of_customer(c).await.unwrap().is_some()
+        {
+            let mut tx = one.begin_write().await.unwrap();
+            *outcome = events::apply_local(&mut tx, &sync, e, &mut Default::default())
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+    }
+
+    let (_many_db, many) = prepared(b, customers, bucket, later).await;
+    let mut tx = many.begin_write().await.unwrap();
+    let mut known = events::read_ahead(&mut tx, evs).await.unwrap();
+    let together = events::apply_local_many(&mut tx, &sync, evs, &mut known)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    for ((e, a), b) in evs.iter().zip(&each).zip(&together) {
+        assert_eq!(a, b, "{case}: outcome of {} {}", e.id, e.r#type);
+    }
+    assert_eq!(each.len(), together.len());
+    let (want, got) = (rows(&one).await, rows(&many).await);
+    assert_eq!(want, got, "{case}: the same rows");
+    (together, got)
+}
+
+fn parsed(bodies: &[String]) -> Vec<Value> {
+    bodies
+        .iter()
+        .map(|s| serde_json::from_str(s).unwrap())
+        .collect()
+}
+
+async fn a_batch_ends_where_one_by_one_ends(b: Backend) {
     let mut outcomes = Vec::new();
     for seed in 1..=4u64 {
         let customers: Vec<String> = (0..6).map(|i| format!("cus_b{seed}_{i}")).collect();
         let (bucket, later) = (new_id(), new_id());
-        let bodies = events(seed, &customers, &later);
-        let values: Vec<Value> = bodies
-            .iter()
-            .map(|s| serde_json::from_str(s).unwrap())
-            .collect();
+        let values = parsed(&events(seed, &customers, &later));
         let evs: Vec<Event> = values.iter().map(|v| Event::parse(v).unwrap()).collect();
-
-        let (_one_db, one) = prepared(b, &customers, &bucket, &later).await;
-        let mut each = Vec::new();
-        for e in &evs {
-            let mut tx = one.begin_write().await.unwrap();
-            let known = events::read_ahead(&mut tx, std::slice::from_ref(e))
-                .await
-                .unwrap();
-            each.push(
-                events::apply_local(&mut tx, &sync, e, &known)
-                    .await
-                    .unwrap(),
-            );
-            tx.commit().await.unwrap();
-        }
-        // What the inbox does once a customer is linked by its metadata: its
-        // events that were ignored before the link are applied again.
-        for (e, outcome) in evs.iter().zip(each.iter_mut()) {
-            let customer = paysync::sync::apply::customer_of(e.object);
-            if *outcome == Local::Done(Applied::Ignored)
-                && let Some(c) = customer
-                && one.bucket_of_customer(c).await.unwrap().is_some()
-            {
-                let mut tx = one.begin_write().await.unwrap();
-                *outcome = events::apply_local(&mut tx, &sync, e, &Default::default())
-                    .await
-                    .unwrap();
-                tx.commit().await.unwrap();
-            }
-        }
-
-        let (_many_db, many) = prepared(b, &customers, &bucket, &later).await;
-        let mut tx = many.begin_write().await.unwrap();
-        let known = events::read_ahead(&mut tx, &evs).await.unwrap();
-        let together = events::apply_local_many(&mut tx, &sync, &evs, &known)
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
-
-        for ((e, a), b) in evs.iter().zip(&each).zip(&together) {
-            assert_eq!(a, b, "seed {seed}: outcome of {} {}", e.id, e.r#type);
-        }
-        assert_eq!(each.len(), together.len());
-        let (want, got) = (rows(&one).await, rows(&many).await);
-        assert!(
-            want.len() > customers.len() * 3,
-            "the histories stored rows"
-        );
-        assert_eq!(want, got, "seed {seed}: the same rows");
+        let case = format!("seed {seed}");
+        let (together, got) = compare(b, &case, &customers, (&bucket, &later), &evs).await;
+        assert!(got.len() > customers.len() * 3, "the histories stored rows");
         assert!(
             got.iter()
                 .any(|r| r.starts_with("stripe_sources card_meta ")),
@@ -237,3 +251,51 @@ async fn a_batch_ends_where_one_by_one_ends(b: Backend) {
 }
 
 both!(a_batch_ends_where_one_by_one_ends);
+
+/// An object that changes customer within a batch keeps its order: a
+/// payment method attached to a customer of a bucket, then to a customer of
+/// no bucket (or to one the batch links after): the batch writes nothing of
+/// a customer it has no bucket for ahead of its pending rows, except that
+/// object's earlier version, which must be in its table first.
+async fn an_object_moved_to_another_customer_keeps_its_order(b: Backend) {
+    let customers = vec!["cus_mover".to_string()];
+    let (bucket, later) = (new_id(), new_id());
+    let t0 = 1_700_000_000;
+    let pm = |customer: &str| {
+        json!({"id": "pm_moved", "object": "payment_method", "customer": customer, "type": "card",
+               "card": {"brand": "visa", "last4": "4242", "exp_month": 1, "exp_year": 2031}})
+    };
+    let cases = [
+        vec![
+            event("evt_m1", "payment_method.attached", t0, pm("cus_mover")),
+            event(
+                "evt_m2",
+                "payment_method.attached",
+                t0 + 1,
+                pm("cus_nobody"),
+            ),
+        ],
+        vec![
+            event("evt_m1", "payment_method.attached", t0, pm("cus_mover")),
+            event("evt_m2", "payment_method.attached", t0 + 1, pm("cus_meta")),
+            event(
+                "evt_m3",
+                "customer.created",
+                t0,
+                json!({"id": "cus_meta", "object": "customer", "metadata": {"bucket_id": later}}),
+            ),
+        ],
+    ];
+    for (n, bodies) in cases.iter().enumerate() {
+        let values = parsed(bodies);
+        let evs: Vec<Event> = values.iter().map(|v| Event::parse(v).unwrap()).collect();
+        let (_, got) = compare(b, &format!("case {n}"), &customers, (&bucket, &later), &evs).await;
+        let row = got
+            .iter()
+            .find(|r| r.starts_with("stripe_sources pm_moved "))
+            .unwrap();
+        assert!(row.contains("wm=1700000001/evt_m2"), "case {n}: {row}");
+    }
+}
+
+both!(an_object_moved_to_another_customer_keeps_its_order);

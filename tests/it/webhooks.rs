@@ -497,6 +497,186 @@ async fn a_delivery_is_visible_when_acknowledged(b: Backend) {
 
 both!(a_delivery_is_visible_when_acknowledged);
 
+/// A customer's events that arrive before the event linking it to a bucket
+/// (Stripe does not keep order) are ignored then, and applied once the link
+/// comes: the worker is woken for them at once (its poll here is an hour),
+/// including an event stored before the inbox kept each event's customer
+/// (filled in when the database is migrated).
+async fn events_before_the_link_apply_once_it_comes(b: Backend) {
+    let mut sync = Options::default().sync;
+    sync.poll = Duration::from_secs(3600);
+    let app = TestApp::start_with(
+        b,
+        Options {
+            worker: true,
+            sync,
+            ..Options::default()
+        },
+    )
+    .await;
+    let db = &app.ctx.db;
+    let bucket = app.bucket("alice").await;
+    let t = now() - 50;
+
+    // Stored by a paysync without the customer column (before migration 0006), applied: ignored.
+    let legacy = event(
+        "evt_old",
+        "customer.source.created",
+        t,
+        card("card_old", "cus_new", "old"),
+    );
+    sqlx::query(
+        "INSERT INTO stripe_events (id, type, created, body, source, received_at, state) \
+         VALUES ('evt_old', 'customer.source.created', $1, $2, 'webhook', $3, 'applied')",
+    )
+    .bind(t)
+    .bind(&legacy)
+    .bind(t)
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    db.migrate().await.unwrap();
+    let filled: Option<String> =
+        sqlx::query_scalar("SELECT customer_id FROM stripe_events WHERE id = 'evt_old'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(filled.as_deref(), Some("cus_new"));
+
+    let early = event(
+        "evt_early",
+        "customer.source.created",
+        t + 1,
+        card("card_early", "cus_new", "early"),
+    );
+    assert_eq!(app.deliver(&early).await.0, 200);
+    assert_eq!(
+        db.event("evt_early").await.unwrap().unwrap().state,
+        "applied"
+    );
+    assert!(
+        db.object(Kind::Source, "card_early")
+            .await
+            .unwrap()
+            .is_none(),
+        "a customer of no bucket: ignored"
+    );
+    // Another customer's event, applied: not put back in line by this link.
+    db.link_customer(&app.bucket("bob").await, "cus_other")
+        .await
+        .unwrap();
+    let other = event(
+        "evt_other",
+        "customer.source.created",
+        t,
+        card("card_other", "cus_other", "other"),
+    );
+    assert_eq!(app.deliver(&other).await.0, 200);
+
+    let linking = json!({"id": "cus_new", "object": "customer", "metadata": {"bucket_id": bucket}});
+    assert_eq!(
+        app.deliver(&event("evt_link", "customer.created", t, linking))
+            .await
+            .0,
+        200
+    );
+    let listed = eventually!(
+        20,
+        "the cards delivered before the link",
+        async {
+            let (status, body) =
+                call(app.get(&format!("/api/bucket/{bucket}/payment/cards"), "alice")).await;
+            // 404: no card yet.
+            assert!(status == 200 || status == 404, "{status} {body}");
+            let mut ids: Vec<String> = body["data"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| c["id"].as_str().unwrap().to_string())
+                .collect();
+            ids.sort();
+            (ids.len() == 2).then_some(ids)
+        }
+        .await
+    );
+    assert_eq!(listed, ["card_early", "card_old"]);
+    for id in ["evt_old", "evt_early", "evt_link", "evt_other"] {
+        assert_eq!(
+            db.event(id).await.unwrap().unwrap().state,
+            "applied",
+            "{id}"
+        );
+    }
+    let other_row = db
+        .object(Kind::Source, "card_other")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(other_row.wm_event, "evt_other");
+}
+
+both!(events_before_the_link_apply_once_it_comes);
+
+/// A customer whose bucket was deleted keeps its cards in the cache without a
+/// bucket; when its metadata later names another bucket, that bucket gets
+/// them (and nothing of another customer).
+async fn a_relinked_customer_brings_its_cards(b: Backend) {
+    let app = TestApp::start(b).await;
+    let db = &app.ctx.db;
+    let old = app.bucket("alice").await;
+    db.link_customer(&old, "cus_moving").await.unwrap();
+    let other = app.bucket("carol").await;
+    db.link_customer(&other, "cus_staying").await.unwrap();
+    let t = now() - 50;
+    for (id, card_id, customer) in [
+        ("evt_c1", "card_moving", "cus_moving"),
+        ("evt_c2", "card_staying", "cus_staying"),
+    ] {
+        let body = event(
+            id,
+            "customer.source.created",
+            t,
+            card(card_id, customer, "x"),
+        );
+        assert_eq!(app.deliver(&body).await.0, 200);
+    }
+    assert!(db.delete_bucket(&old).await.unwrap());
+    db.delete_bucket(&other).await.unwrap();
+    let row = db
+        .object(Kind::Source, "card_moving")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.bucket_id, None);
+
+    let new = app.bucket("bob").await;
+    let relinked =
+        json!({"id": "cus_moving", "object": "customer", "metadata": {"bucket_id": new}});
+    assert_eq!(
+        app.deliver(&event("evt_c3", "customer.updated", t + 1, relinked))
+            .await
+            .0,
+        200
+    );
+    let (status, cards) = call(app.get(&format!("/api/bucket/{new}/payment/cards"), "bob")).await;
+    assert_eq!(status, 200, "{cards}");
+    let ids: Vec<&str> = cards["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["card_moving"]);
+    let staying = db
+        .object(Kind::Source, "card_staying")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(staying.bucket_id, None);
+}
+
+both!(a_relinked_customer_brings_its_cards);
+
 /// Events stored without being applied (catch-up, or a delivery whose applying
 /// transaction failed) are applied by the worker a claimed batch at a time:
 /// the newest version of a card wins whatever the order in the batch, an
@@ -552,6 +732,8 @@ async fn the_worker_applies_a_stored_batch(b: Backend) {
                 created: t,
                 body,
                 source: "catchup",
+                customer: None,
+                applied: false,
             })
             .await
             .unwrap();

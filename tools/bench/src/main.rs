@@ -6,6 +6,7 @@ mod backfill;
 mod load;
 mod seed;
 mod server;
+mod signup;
 mod standin;
 mod webhooks;
 
@@ -71,9 +72,15 @@ enum Cmd {
         /// RUST_LOG of the server under test.
         #[arg(long, default_value = "info")]
         rust_log: String,
-        /// Override the number of webhook customers (10 events each).
+        /// The sizes of the webhook measure, in new customers signing up (10
+        /// events each), comma-separated; the first is also the size of the
+        /// compact stream. Default 2000,20000 (--quick: 200,2000).
+        #[arg(long, value_delimiter = ',')]
+        webhook_customers: Vec<usize>,
+        /// The Stripe object fixtures the sign-up stream is made of (default:
+        /// the newest API version under fixtures/stripe/).
         #[arg(long)]
-        webhook_customers: Option<usize>,
+        shapes: Option<PathBuf>,
     },
     /// Serve the Stripe stand-in until interrupted (for looking at it by hand).
     Standin {
@@ -82,13 +89,13 @@ enum Cmd {
     },
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Sizes {
     buckets: usize,
     cards: usize,
     warmup: Duration,
     duration: Duration,
-    webhook_customers: usize,
+    webhook_customers: Vec<usize>,
     watch_every: usize,
     backfill_customers: usize,
 }
@@ -101,7 +108,7 @@ impl Sizes {
                 cards: 3,
                 warmup: Duration::from_millis(300),
                 duration: Duration::from_secs(2),
-                webhook_customers: 200,
+                webhook_customers: vec![200, 2_000],
                 watch_every: 5,
                 backfill_customers: 500,
             }
@@ -111,7 +118,7 @@ impl Sizes {
                 cards: 3,
                 warmup: Duration::from_secs(1),
                 duration: Duration::from_secs(10),
-                webhook_customers: 2_000,
+                webhook_customers: vec![2_000, 20_000],
                 watch_every: 20,
                 backfill_customers: 10_000,
             }
@@ -139,16 +146,23 @@ async fn main() -> anyhow::Result<()> {
             out,
             rust_log,
             webhook_customers,
+            shapes,
         } => {
             std::fs::create_dir_all(&work)?;
             let mut sizes = Sizes::new(quick);
-            if let Some(n) = webhook_customers {
-                sizes.webhook_customers = n;
+            if !webhook_customers.is_empty() {
+                sizes.webhook_customers = webhook_customers;
             }
+            let root = std::fs::canonicalize(&root)?;
+            let shapes = match shapes {
+                Some(dir) => dir,
+                None => newest_shapes(&root)?,
+            };
             let ctx = Suite {
                 backend,
                 bin: std::fs::canonicalize(&bin).with_context(|| format!("{}", bin.display()))?,
-                root: std::fs::canonicalize(&root)?,
+                root,
+                shapes,
                 work,
                 pg,
                 quick,
@@ -172,12 +186,28 @@ struct Suite {
     backend: BackendArg,
     bin: PathBuf,
     root: PathBuf,
+    /// The fixtures of the sign-up stream's Stripe objects.
+    shapes: PathBuf,
     work: PathBuf,
     pg: String,
     quick: bool,
     sizes: Sizes,
     out: Option<PathBuf>,
     rust_log: String,
+}
+
+/// The fixtures of the newest API version: the last directory, by name, under `fixtures/stripe/`.
+pub(crate) fn newest_shapes(root: &std::path::Path) -> anyhow::Result<PathBuf> {
+    let dir = root.join("fixtures/stripe");
+    let mut versions: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    versions.sort();
+    versions
+        .pop()
+        .with_context(|| format!("no API version directory under {}", dir.display()))
 }
 
 fn cores() -> usize {
@@ -259,8 +289,9 @@ impl Suite {
 
     /// Cold start, idle memory, reads, webhooks and peak memory on one server.
     async fn server_measures(&self, reads: bool, hooks: bool) -> anyhow::Result<()> {
-        let s = self.sizes;
-        let standin = standin::start(s.buckets.max(s.webhook_customers)).await?;
+        let s = &self.sizes;
+        let compact_customers = s.webhook_customers.first().copied().unwrap_or(0);
+        let standin = standin::start(s.buckets.max(compact_customers)).await?;
         let url = self.fresh_db("serve").await?;
         let mut app = Paysync::start(Start {
             bin: &self.bin,
@@ -351,44 +382,7 @@ impl Suite {
         }
 
         if hooks {
-            let probe = Bytes::from_static(b"{}");
-            let mut sender = load::connect::<http_body_util::Full<Bytes>>(app.addr).await?;
-            let (st, _) = load::post(
-                &mut sender,
-                "/webhooks/stripe",
-                &[("stripe-signature", "t=1,v1=00")],
-                probe,
-            )
-            .await?;
-            if st == 404 || st == 405 {
-                self.emit(
-                    "webhooks",
-                    json!({"customers": s.webhook_customers}),
-                    json!({"skipped": format!("POST /webhooks/stripe answered {st}: no webhook receiver in this build")}),
-                )?;
-            } else {
-                let tokens = tokens.clone();
-                let results = webhooks::run(
-                    &db,
-                    webhooks::Params {
-                        addr: app.addr,
-                        secret: WEBHOOK_SECRET,
-                        customers: s.webhook_customers,
-                        concurrency: 64,
-                        watch_every: s.watch_every,
-                        cards_path: (route == "fetchCreditCards").then(|| cards.to_string()),
-                        token: Arc::new(move |i: usize| tokens[i].clone()),
-                    },
-                )
-                .await?;
-                self.emit(
-                    "webhooks",
-                    json!({"customers": s.webhook_customers, "events_per_customer": webhooks::PER_CUSTOMER,
-                           "concurrency": 64, "watched_every_n_customers": s.watch_every,
-                           "visible_via": if route == "fetchCreditCards" { "GET /api/bucket/{id}/payment/cards" } else { "cache table (cards route missing)" }}),
-                    results,
-                )?;
-            }
+            self.webhooks(&app, &db, &keys, read_path == cards).await?;
         }
         let (rss, hwm) = app.memory();
         self.emit(
@@ -399,6 +393,108 @@ impl Suite {
         )?;
         app.stop();
         db.pool.close().await;
+        Ok(())
+    }
+
+    /// The webhook measures on a running server: the compact stream of
+    /// existing customers (`webhooks_compact`), then Stripe's sign-ups of new
+    /// customers at each size (`webhooks`), each size linking buckets of its own.
+    async fn webhooks(
+        &self,
+        app: &Paysync,
+        db: &Db,
+        keys: &JwtKeys,
+        cards_route: bool,
+    ) -> anyhow::Result<()> {
+        let s = &self.sizes;
+        let probe = Bytes::from_static(b"{}");
+        let mut sender = load::connect::<http_body_util::Full<Bytes>>(app.addr).await?;
+        let (st, _) = load::post(
+            &mut sender,
+            "/webhooks/stripe",
+            &[("stripe-signature", "t=1,v1=00")],
+            probe,
+        )
+        .await?;
+        if st == 404 || st == 405 {
+            return self.emit(
+                "webhooks",
+                json!({"customers": s.webhook_customers}),
+                json!({"skipped": format!("POST /webhooks/stripe answered {st}: no webhook receiver in this build")}),
+            );
+        }
+        let keys = keys.clone();
+        let params = || webhooks::Params {
+            addr: app.addr,
+            secret: WEBHOOK_SECRET,
+            concurrency: 64,
+            server: app.pid(),
+            cards_path: cards_route.then(|| "/api/bucket/{id}/payment/cards".to_string()),
+            token: {
+                let keys = keys.clone();
+                Arc::new(move |i: usize| {
+                    keys.mint(&user_id(i), Duration::from_secs(7200))
+                        .unwrap_or_default()
+                })
+            },
+        };
+        let visible_via = if cards_route {
+            "GET /api/bucket/{id}/payment/cards"
+        } else {
+            "cache table (cards route missing)"
+        };
+
+        let n = s.webhook_customers.first().copied().unwrap_or(0);
+        let run = webhooks::run_id();
+        let events = webhooks::compact(&run, n, s.watch_every);
+        let total = events.len();
+        let stream = webhooks::Stream {
+            events: Box::new(events.into_iter()),
+            total,
+            run,
+        };
+        let results = webhooks::run(db, params(), stream).await?;
+        self.emit(
+            "webhooks_compact",
+            json!({"stream": "compact: 2024-06-20 shapes, ~0.5 KB, customers that have a bucket, shuffled",
+                   "customers": n, "events_per_customer": webhooks::PER_CUSTOMER,
+                   "concurrency": 64, "watched_every_n_customers": s.watch_every, "visible_via": visible_via}),
+            results,
+        )?;
+
+        let shapes = signup::Shapes::load(&self.shapes)?;
+        // Buckets without a customer, past the reads measure's: each sign-up links one.
+        let mut first_bucket = s.buckets;
+        for &n in &s.webhook_customers {
+            let seeded = Instant::now();
+            seed::seed_unlinked(db, first_bucket, n).await?;
+            let seed_seconds = seeded.elapsed().as_secs_f64();
+            let run = webhooks::run_id();
+            // Sign-ups of the last few days (the address updates come 3 days after).
+            let base = paysync::store::now() - 5 * 86_400;
+            let stream = webhooks::Stream {
+                events: Box::new(signup::SignUps::new(&shapes)?.stream(
+                    run.clone(),
+                    n,
+                    first_bucket,
+                    base,
+                    s.watch_every,
+                )),
+                total: n * signup::PER_CUSTOMER,
+                run,
+            };
+            let results = webhooks::run(db, params(), stream).await?;
+            self.emit(
+                "webhooks",
+                json!({"stream": "Stripe sign-ups: new customers linked to buckets by metadata, full objects, pretty-printed, in Stripe's order",
+                       "shapes": self.shapes.strip_prefix(&self.root).unwrap_or(&self.shapes),
+                       "customers": n, "events_per_customer": signup::PER_CUSTOMER,
+                       "concurrency": 64, "watched_every_n_customers": s.watch_every,
+                       "visible_via": visible_via, "seed_seconds": seed_seconds}),
+                results,
+            )?;
+            first_bucket += n;
+        }
         Ok(())
     }
 

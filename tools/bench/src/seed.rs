@@ -66,3 +66,28 @@ pub async fn seed(db: &Db, n: usize, cards: usize) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Create buckets `first..first + n` (owner `user{i}`) with no Stripe
+/// customer yet: a customer whose `metadata.bucket_id` names one links it.
+pub async fn seed_unlinked(db: &Db, first: usize, n: usize) -> anyhow::Result<()> {
+    let now = paysync::store::now();
+    for start in (first..first + n).step_by(500) {
+        let end = (start + 500).min(first + n);
+        let mut tx = db.begin_write().await?;
+        for b in start..end {
+            sqlx::query("INSERT INTO buckets (id, name, created_at) VALUES ($1, $2, $3)")
+                .bind(bucket_id(b))
+                .bind(format!("bench bucket {b}"))
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO members (bucket_id, user_id, role) VALUES ($1, $2, 'owner')")
+                .bind(bucket_id(b))
+                .bind(user_id(b))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+    }
+    Ok(())
+}

@@ -1,9 +1,9 @@
-//! Signed webhook deliveries: `customers` × 10 distinct events of mixed kinds
-//! (customer, card, subscription, invoice, charge, payment method), posted
-//! at a fixed concurrency in shuffled order. Measures accepted events/s, the
-//! time until the inbox has applied them all, and — for a sample of new-card
-//! events — the delay from the 200 answer to the card being listed by the
-//! read route.
+//! Signed webhook deliveries posted at a fixed concurrency: a stream of
+//! events (Stripe's sign-ups, `signup`, or the compact stream below) taken in
+//! order by the connections. Measures accepted events/s, the server's CPU per
+//! event, the time until the inbox has applied them all, and, for a sample of
+//! new-card events, the delay from the 200 answer to the card being listed by
+//! the read route.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -43,9 +43,21 @@ fn event(run: &str, i: usize, k: usize, ty: &str, created: i64, obj: Value) -> (
     (id, Bytes::from(body.to_string()))
 }
 
-/// The events of customer `i`: 10 kinds, `created` one second apart (so none
-/// ties with another event of the same object), all newer than the seed.
-pub fn events(run: &str, i: usize, base: i64, watch: bool) -> Vec<Event> {
+/// The compact stream (the webhook measure before Stripe's shapes): events
+/// of 2024-06-20 shape with a few fields each (~0.5 KB), of customers that
+/// already have a bucket, shuffled. Customer `i`'s events: 10 kinds,
+/// `created` one second apart (so none ties with another event of the same
+/// object), all newer than the seed.
+pub fn compact(run: &str, customers: usize, watch_every: usize) -> Vec<Event> {
+    let base = paysync::store::now() + 1;
+    let mut all: Vec<Event> = (0..customers)
+        .flat_map(|i| events(run, i, base, i % watch_every == 0))
+        .collect();
+    all.shuffle(&mut rand::rng());
+    all
+}
+
+fn events(run: &str, i: usize, base: i64, watch: bool) -> Vec<Event> {
     let cus = customer_id(i);
     let t = |k: usize| base + k as i64;
     let sub = |status: &str, k: usize| {
@@ -121,27 +133,33 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
     format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// The events to post, in order, and how many there are.
+pub struct Stream {
+    pub events: Box<dyn Iterator<Item = Event> + Send>,
+    pub total: usize,
+    /// Their ids start with `evt_bench{run}_`.
+    pub run: String,
+}
+
 pub struct Params<'a> {
     pub addr: SocketAddr,
     pub secret: &'a str,
-    pub customers: usize,
     pub concurrency: usize,
-    /// Watch one new-card event every `watch_every` customers.
-    pub watch_every: usize,
+    /// The server under test (its CPU time is measured).
+    pub server: u32,
     /// Read route of a bucket's cards, with `{id}` (None: look in the cache table instead).
     pub cards_path: Option<String>,
     pub token: Arc<dyn Fn(usize) -> String + Send + Sync>,
 }
 
-pub async fn run(db: &Db, p: Params<'_>) -> anyhow::Result<Value> {
-    let run: String = format!("{:06x}", rand::random::<u32>() & 0xffffff);
-    let base = paysync::store::now() + 1;
-    let mut all: Vec<Event> = (0..p.customers)
-        .flat_map(|i| events(&run, i, base, i % p.watch_every == 0))
-        .collect();
-    all.shuffle(&mut rand::rng());
-    let total = all.len();
-    let queue = Arc::new(Mutex::new(all));
+/// A run's id part of its event ids (`evt_bench{run}_…`).
+pub fn run_id() -> String {
+    format!("{:06x}", rand::random::<u32>() & 0xffffff)
+}
+
+pub async fn run(db: &Db, p: Params<'_>, stream: Stream) -> anyhow::Result<Value> {
+    let Stream { events, total, run } = stream;
+    let queue = Arc::new(Mutex::new(events));
     let accepted = Arc::new(AtomicUsize::new(0));
     let visible = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
         1,
@@ -152,6 +170,8 @@ pub async fn run(db: &Db, p: Params<'_>) -> anyhow::Result<Value> {
     let first_error = Arc::new(Mutex::new(None::<String>));
     let mut post_hist = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
     let started = Instant::now();
+    let cpu_before = load::cpu_seconds(p.server);
+    let pg_before = postgres_cpu(db).await?;
     let mut workers = Vec::new();
     let watchers = Arc::new(Mutex::new(Vec::new()));
     for _ in 0..p.concurrency {
@@ -165,7 +185,7 @@ pub async fn run(db: &Db, p: Params<'_>) -> anyhow::Result<Value> {
             let mut hist = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("hist");
             let mut sender = load::connect::<Full<Bytes>>(addr).await?;
             loop {
-                let Some(ev) = queue.lock().await.pop() else {
+                let Some(ev) = queue.lock().await.next() else {
                     break;
                 };
                 let sig = signature(&secret, &ev.body);
@@ -246,35 +266,58 @@ pub async fn run(db: &Db, p: Params<'_>) -> anyhow::Result<Value> {
         post_hist.add(&w.await??)?;
     }
     let posted_in = started.elapsed();
+    let cpu_posting = cpu_before
+        .zip(load::cpu_seconds(p.server))
+        .map(|(a, b)| b - a);
     let accepted = accepted.load(Ordering::Relaxed);
-    // Everything accepted is applied when the inbox holds no pending/failed event of this run.
-    let pattern = format!("evt_bench{run}_%");
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let (applied, states, all_applied_in) = loop {
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT state, COUNT(*) FROM stripe_events WHERE id LIKE $1 GROUP BY state",
+    // Everything accepted is applied once the inbox holds nothing pending or
+    // failed (an index-only count; the bodies are not read).
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let all_applied_in = loop {
+        let (waiting,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM stripe_events WHERE state IN ('pending', 'failed')",
         )
-        .bind(&pattern)
-        .fetch_all(&db.pool)
+        .fetch_one(&db.pool)
         .await?;
-        let applied: i64 = rows
-            .iter()
-            .filter(|(s, _)| s == "applied")
-            .map(|(_, n)| *n)
-            .sum();
-        let states = json!(
-            rows.iter()
-                .cloned()
-                .collect::<std::collections::BTreeMap<_, _>>()
-        );
-        if applied as usize >= accepted && accepted > 0 {
-            break (applied, states, Some(started.elapsed()));
+        if waiting == 0 {
+            break Some(started.elapsed());
         }
         if Instant::now() > deadline {
-            break (applied, states, None);
+            break None;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
+    let cpu_all = cpu_before
+        .zip(load::cpu_seconds(p.server))
+        .map(|(a, b)| b - a);
+    let pg_cpu = match (pg_before, postgres_cpu(db).await?) {
+        (Some(before), Some(after)) => Some(
+            after
+                .iter()
+                .map(|(pid, cpu)| cpu - before.get(pid).unwrap_or(&0.0))
+                .sum::<f64>(),
+        ),
+        _ => None,
+    };
+    // This run's events by state (a range of the primary key).
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT state, COUNT(*) FROM stripe_events WHERE id > $1 AND id < $2 GROUP BY state",
+    )
+    .bind(format!("evt_bench{run}_"))
+    .bind(format!("evt_bench{run}`"))
+    .fetch_all(&db.pool)
+    .await?;
+    let applied: i64 = rows
+        .iter()
+        .filter(|(s, _)| s == "applied")
+        .map(|(_, n)| *n)
+        .sum();
+    let states = json!(
+        rows.into_iter()
+            .collect::<std::collections::BTreeMap<_, _>>()
+    );
+    let per_event_us =
+        |cpu: Option<f64>| cpu.map(|c| (c * 1e6 / accepted.max(1) as f64 * 10.0).round() / 10.0);
     let pending_watchers: Vec<_> = std::mem::take(&mut *watchers.lock().await);
     for w in pending_watchers {
         let _ = w.await;
@@ -292,6 +335,14 @@ pub async fn run(db: &Db, p: Params<'_>) -> anyhow::Result<Value> {
         "inbox_states": states,
         "all_applied_seconds": all_applied_in.map(|d| d.as_secs_f64()),
         "applied_per_s": all_applied_in.map(|d| (applied as f64 / d.as_secs_f64()).round()),
+        // Less noisy than events/s on a shared machine: what one event costs the server.
+        "server_cpu_us_per_event_posting": per_event_us(cpu_posting),
+        "server_cpu_us_per_event_until_applied": per_event_us(cpu_all),
+        // Postgres: its backends serving this database (the server's
+        // connections, the bench's few polls), which a server CPU alone misses.
+        "postgres_cpu_us_per_event_until_applied": per_event_us(pg_cpu),
+        // The server's VmHWM so far (its peak RSS, any earlier measure included).
+        "server_peak_rss_mib": crate::server::memory(p.server).1,
         "visible_samples": vis.len(),
         "visible_not_seen": not_seen.load(Ordering::Relaxed),
         "visible_p50_ms": q(&vis, 0.5),
@@ -299,6 +350,25 @@ pub async fn run(db: &Db, p: Params<'_>) -> anyhow::Result<Value> {
         "visible_max_ms": vis.max() as f64 / 1000.0,
         "first_error": first_error.lock().await.clone(),
     }))
+}
+
+/// Postgres: the CPU seconds so far of each backend connected to the
+/// database, by pid (a backend started since counts from zero). None on SQLite.
+async fn postgres_cpu(db: &Db) -> anyhow::Result<Option<std::collections::HashMap<i32, f64>>> {
+    if db.backend != paysync::store::Backend::Postgres {
+        return Ok(None);
+    }
+    let pids: Vec<(i32,)> = sqlx::query_as(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+         AND backend_type = 'client backend'",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    Ok(Some(
+        pids.into_iter()
+            .filter_map(|(pid,)| Some((pid, load::cpu_seconds(pid as u32)?)))
+            .collect(),
+    ))
 }
 
 /// Poll until the card is listed (true), or give up after 60 s (false).
