@@ -381,7 +381,8 @@ mod tests {
             Some("in_1TfPsyncStory01")
         );
         assert_eq!(mirror_of(&new, false).unwrap().parent_id, None);
-        let m = mirror_of(&fixtures::invoice_payment(), false).unwrap();
+        let payment = fixtures::invoice_payment();
+        let m = mirror_of(&payment, false).unwrap();
         assert_eq!(
             (m.kind, m.customer_id.as_str(), m.parent_id.as_deref()),
             (Kind::InvoicePayment, "", Some("in_1TfPsyncStory01"))
