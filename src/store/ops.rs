@@ -1,9 +1,10 @@
 //! What the sync-health page reads from the inbox: shared by every replica,
 //! so any replica's `/ops` shows the same numbers.
 
-use sqlx::Row;
+use sqlx::{AssertSqlSafe, Row};
 
 use super::Db;
+use super::inbox::UNAPPLIED;
 
 /// An event that failed to apply (being retried) or was parked as dead.
 #[derive(Debug, Clone)]
@@ -60,11 +61,11 @@ impl Db {
 
     /// Failed and dead events, dead first, most recently received first; at most `limit`.
     pub async fn problem_events(&self, limit: i64) -> sqlx::Result<Vec<Problem>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT id, type, state, attempts, last_error, received_at, next_attempt_at \
-             FROM stripe_events WHERE state IN ('dead', 'failed') \
-             ORDER BY state, received_at DESC, id LIMIT $1",
-        )
+             FROM stripe_events WHERE state IN ('dead', 'failed') AND {UNAPPLIED} \
+             ORDER BY state, received_at DESC, id LIMIT $1"
+        )))
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
