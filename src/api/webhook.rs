@@ -29,7 +29,7 @@ use crate::error::error_response;
 use crate::store::now;
 use crate::sync::events::Event;
 use crate::sync::ingest::{Delivery, Received};
-use crate::sync::signature;
+use crate::sync::{compact, signature};
 
 pub const PATH: &str = "/webhooks/stripe";
 
@@ -67,7 +67,9 @@ async fn receive(ctx: &ApiContext, req: &Request, body: Body) -> Response {
     let Ok(text) = std::str::from_utf8(&bytes) else {
         return refuse("not_an_event", "body is not UTF-8 JSON");
     };
-    let Ok(value) = serde_json::from_str::<Value>(text) else {
+    // Stored and parsed without Stripe's indentation (`sync::compact`).
+    let body = compact::minify(text);
+    let Ok(value) = serde_json::from_str::<Value>(&body) else {
         return refuse("not_an_event", "body is not JSON");
     };
     if let Some(object) = thin_event(&value) {
@@ -87,9 +89,11 @@ async fn receive(ctx: &ApiContext, req: &Request, body: Body) -> Response {
         );
     };
     let (id, r#type) = (event.id.to_string(), event.r#type.to_string());
+    let object = compact::object_span(&body);
     let delivery = Delivery {
-        body: text.to_string(),
+        body,
         value,
+        object,
     };
     match ctx.inbox.insert(|| ctx.intake(), delivery).await {
         Ok(received) => {

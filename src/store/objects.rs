@@ -80,6 +80,9 @@ pub struct Mirror<'a> {
     pub created: i64,
     /// The whole Stripe object.
     pub data: std::borrow::Cow<'a, serde_json::Value>,
+    /// `data` as compact JSON text when the caller has it (a webhook's
+    /// object, see `sync::compact`): stored as is. None: `data` is serialized.
+    pub text: Option<&'a str>,
     /// Stripe deleted or detached it: store a tombstone.
     pub deleted: bool,
 }
@@ -90,10 +93,20 @@ impl Mirror<'_> {
         super::views::view_of(self.kind, self.status.as_deref(), &self.data)
     }
 
+    /// `data` as the JSON text the row stores.
+    pub fn data_text(&self) -> String {
+        match (&self.data, self.text) {
+            // Text given with the object borrowed: the object is that text parsed.
+            (std::borrow::Cow::Borrowed(_), Some(text)) => text.to_string(),
+            _ => self.data.to_string(),
+        }
+    }
+
     /// The same, owning its object (to be kept after the object is gone).
     pub fn into_owned(self) -> Mirror<'static> {
         Mirror {
             data: std::borrow::Cow::Owned(self.data.into_owned()),
+            text: None,
             ..self
         }
     }
@@ -358,7 +371,7 @@ fn bind_row<'q>(
         .bind(m.status.as_deref())
         .bind(m.parent_id.as_deref())
         .bind(m.created)
-        .bind(m.data.to_string())
+        .bind(m.data_text())
         .bind(m.deleted as i64)
         .bind(wm.created)
         .bind(&wm.event)

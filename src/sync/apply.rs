@@ -71,6 +71,7 @@ pub fn mirror_of(obj: &Value, deleted: bool) -> Option<Mirror<'_>> {
         parent_id,
         created: json::int(obj, "created").unwrap_or(0),
         data: std::borrow::Cow::Borrowed(obj),
+        text: None,
         deleted,
     })
 }

@@ -92,6 +92,10 @@ pub struct Event<'a> {
     pub r#type: &'a str,
     pub created: i64,
     pub object: &'a Value,
+    /// The object's compact JSON text when the caller has it (the webhook
+    /// intake: a span of the stored body); stored as is instead of
+    /// serializing `object` again.
+    pub object_text: Option<&'a str>,
 }
 
 impl<'a> Event<'a> {
@@ -105,7 +109,16 @@ impl<'a> Event<'a> {
             r#type,
             created,
             object,
+            object_text: None,
         })
+    }
+
+    /// The same event with its object's compact text (see [`Event::object_text`]).
+    pub fn with_object_text(self, text: Option<&'a str>) -> Event<'a> {
+        Event {
+            object_text: text,
+            ..self
+        }
     }
 }
 
@@ -309,6 +322,7 @@ fn plain_write<'a>(sync: &SyncSettings, e: &Event<'a>, known: &KnownBuckets) -> 
         return None;
     }
     m.bucket_id = Some(known.get(&m.customer_id)?.clone());
+    m.text = e.object_text;
     Some(m)
 }
 

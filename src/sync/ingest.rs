@@ -38,10 +38,13 @@ const MAX_BATCH: usize = 256;
 
 /// A verified delivery (owned: it crosses into the writer task).
 pub struct Delivery {
-    /// The raw body, stored as received.
+    /// The body, compact (`sync::compact::minify`): what the inbox stores.
     pub body: String,
     /// The same body parsed (it was parsed to verify it is an event).
     pub value: Value,
+    /// Where its `data.object` is in `body` (`sync::compact::object_span`):
+    /// that text is what the object's row stores.
+    pub object: Option<std::ops::Range<usize>>,
 }
 
 /// What became of a delivery.
@@ -57,7 +60,10 @@ pub enum Received {
 
 struct Queued {
     delivery: Delivery,
-    reply: oneshot::Sender<Result<Received, String>>,
+    /// The outcome, with the delivery handed back: its parsed tree (hundreds
+    /// of allocations) is freed, and its metrics recorded, by the request's
+    /// task instead of the writer's, which every delivery waits on.
+    reply: oneshot::Sender<(Delivery, Result<Received, String>)>,
 }
 
 /// Handle of the writer task, started on first use (inside the runtime).
@@ -88,9 +94,13 @@ impl InboxWriter {
             .send(Queued { delivery, reply })
             .await
             .map_err(|_| "inbox writer stopped".to_string())?;
-        answer
+        let (delivery, received) = answer
             .await
-            .map_err(|_| "inbox writer stopped".to_string())?
+            .map_err(|_| "inbox writer stopped".to_string())?;
+        if let Ok(r) = &received {
+            record(&delivery, r);
+        }
+        received
     }
 }
 
@@ -119,14 +129,13 @@ fn spawn(intake: Intake) -> mpsc::Sender<Queued> {
                         intake.wake.notify_one();
                     }
                     for (q, r) in batch.drain(..).zip(received) {
-                        record(&q.delivery, &r);
-                        let _ = q.reply.send(Ok(r));
+                        let _ = q.reply.send((q.delivery, Ok(r)));
                     }
                 }
                 Err(e) => {
                     let msg = e.to_string();
                     for q in batch.drain(..) {
-                        let _ = q.reply.send(Err(msg.clone()));
+                        let _ = q.reply.send((q.delivery, Err(msg.clone())));
                     }
                 }
             }
@@ -160,7 +169,11 @@ async fn write(
 ) -> anyhow::Result<Written> {
     let events = batch
         .iter()
-        .map(|q| Event::parse(&q.delivery.value))
+        .map(|q| {
+            let d = &q.delivery;
+            let text = d.object.clone().and_then(|span| d.body.get(span));
+            Event::parse(&d.value).map(|e| e.with_object_text(text))
+        })
         .collect::<Option<Vec<_>>>()
         .ok_or_else(|| anyhow::anyhow!("a delivery that is not an event reached the inbox"))?;
     let mut tx = intake

@@ -11,6 +11,7 @@
 
 pub mod apply;
 pub mod catchup;
+pub mod compact;
 pub mod events;
 pub mod events_cli;
 pub mod ingest;
