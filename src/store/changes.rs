@@ -110,22 +110,28 @@ fn sqlite_ddl() -> String {
     sql
 }
 
-/// Postgres: one trigger function (`TG_ARGV[0]` names the bucket id column)
-/// that notifies the bucket ids of the rows written.
-const POSTGRES_FUNCTION: &str = "
-CREATE OR REPLACE FUNCTION paysync_cards_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+/// Postgres: a trigger function per bucket id column (`paysync_cards_changed_{col}`)
+/// that notifies the bucket ids of the rows written. The column is named in
+/// the function, not passed to one shared function: reading a column by a
+/// name given at run time needs `to_jsonb(NEW)`, which turned every written
+/// customer and card row, its whole Stripe object included, into JSON.
+fn postgres_function(col: &str) -> String {
+    format!(
+        "CREATE OR REPLACE FUNCTION paysync_cards_changed_{col}() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
   new_bucket TEXT;
   old_bucket TEXT;
 BEGIN
-  IF TG_OP <> 'DELETE' THEN new_bucket := to_jsonb(NEW) ->> TG_ARGV[0]; END IF;
-  IF TG_OP <> 'INSERT' THEN old_bucket := to_jsonb(OLD) ->> TG_ARGV[0]; END IF;
+  IF TG_OP <> 'DELETE' THEN new_bucket := NEW.{col}; END IF;
+  IF TG_OP <> 'INSERT' THEN old_bucket := OLD.{col}; END IF;
   IF new_bucket IS NOT NULL THEN PERFORM pg_notify('paysync_cards', new_bucket); END IF;
   IF old_bucket IS NOT NULL AND old_bucket IS DISTINCT FROM new_bucket THEN
     PERFORM pg_notify('paysync_cards', old_bucket);
   END IF;
   RETURN NULL;
-END $$";
+END $$"
+    )
+}
 
 /// Install (or bring up to date) the change triggers. Idempotent; several
 /// processes starting at once take turns.
@@ -139,20 +145,24 @@ pub async fn install(db: &Db) -> sqlx::Result<()> {
             // Replicas starting together would race on the catalog rows.
             tx.execute("SELECT pg_advisory_xact_lock(7023548211)")
                 .await?;
-            tx.execute(POSTGRES_FUNCTION).await?;
             for (table, col, columns) in TABLES {
+                tx.execute(sqlx::AssertSqlSafe(postgres_function(col)))
+                    .await?;
                 let name = format!("paysync_cards_{table}");
                 let when = changed(columns, "IS DISTINCT FROM");
                 tx.execute(sqlx::AssertSqlSafe(format!(
                     "DROP TRIGGER IF EXISTS {name}_write ON {table}; \
                      DROP TRIGGER IF EXISTS {name}_update ON {table}; \
                      CREATE TRIGGER {name}_write AFTER INSERT OR DELETE ON {table} \
-                       FOR EACH ROW EXECUTE FUNCTION paysync_cards_changed('{col}'); \
+                       FOR EACH ROW EXECUTE FUNCTION paysync_cards_changed_{col}(); \
                      CREATE TRIGGER {name}_update AFTER UPDATE ON {table} \
-                       FOR EACH ROW WHEN ({when}) EXECUTE FUNCTION paysync_cards_changed('{col}');"
+                       FOR EACH ROW WHEN ({when}) EXECUTE FUNCTION paysync_cards_changed_{col}();"
                 )))
                 .await?;
             }
+            // The shared function of earlier versions; no trigger uses it now.
+            tx.execute("DROP FUNCTION IF EXISTS paysync_cards_changed()")
+                .await?;
         }
     }
     tx.commit().await
