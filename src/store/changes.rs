@@ -145,9 +145,14 @@ pub async fn install(db: &Db) -> sqlx::Result<()> {
             // Replicas starting together would race on the catalog rows.
             tx.execute("SELECT pg_advisory_xact_lock(7023548211)")
                 .await?;
-            for (table, col, columns) in TABLES {
+            let mut cols: Vec<&str> = TABLES.iter().map(|(_, col, _)| *col).collect();
+            cols.sort_unstable();
+            cols.dedup();
+            for col in cols {
                 tx.execute(sqlx::AssertSqlSafe(postgres_function(col)))
                     .await?;
+            }
+            for (table, col, columns) in TABLES {
                 let name = format!("paysync_cards_{table}");
                 let when = changed(columns, "IS DISTINCT FROM");
                 tx.execute(sqlx::AssertSqlSafe(format!(

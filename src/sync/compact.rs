@@ -75,7 +75,8 @@ pub fn object_span(body: &str) -> Option<Range<usize>> {
     let object = event.data.object.get();
     let start = (object.as_ptr() as usize).checked_sub(body.as_ptr() as usize)?;
     let span = start..start + object.len();
-    (body.get(span.clone()) == Some(object)).then_some(span)
+    // The same slice of `body` (not merely equal text): serde borrowed it from there.
+    std::ptr::eq(body.get(span.clone())?, object).then_some(span)
 }
 
 #[cfg(test)]
