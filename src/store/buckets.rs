@@ -326,7 +326,7 @@ pub async fn buckets_of_customers_in(
     for chunk in customer_ids.chunks(1000) {
         let sql = format!(
             "SELECT id, stripe_customer_id FROM buckets WHERE stripe_customer_id IN {}",
-            super::placeholders(1, chunk.len(), 1)
+            super::placeholders(conn, 1, chunk.len(), 1)
         );
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for id in chunk {

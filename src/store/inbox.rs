@@ -266,11 +266,11 @@ pub async fn requeue_customers_events_in(
         let mut sql = format!(
             "UPDATE stripe_events SET state = 'pending', next_attempt_at = 0 \
              WHERE customer_id IN {} AND state = 'applied'",
-            super::placeholders(1, chunk.len(), 1)
+            super::placeholders(conn, 1, chunk.len(), 1)
         );
         if !except.is_empty() {
             sql.push_str(" AND id NOT IN ");
-            sql.push_str(&super::placeholders(1, except.len(), chunk.len() + 1));
+            sql.push_str(&super::placeholders(conn, 1, except.len(), chunk.len() + 1));
         }
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for id in chunk.iter().chain(except) {
@@ -287,7 +287,7 @@ pub async fn mark_pending_in(conn: &mut AnyConnection, ids: &[&str]) -> sqlx::Re
     for chunk in ids.chunks(1000) {
         let sql = format!(
             "UPDATE stripe_events SET state = 'pending', applied_at = NULL WHERE id IN {}",
-            super::placeholders(1, chunk.len(), 1)
+            super::placeholders(conn, 1, chunk.len(), 1)
         );
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for id in chunk {
@@ -313,7 +313,7 @@ pub async fn insert_events_in(
             "INSERT INTO stripe_events \
              (id, type, created, body, source, received_at, state, applied_at, customer_id) VALUES ",
         );
-        sql.push_str(&super::placeholders(chunk.len(), 9, 1));
+        sql.push_str(&super::placeholders(conn, chunk.len(), 9, 1));
         sql.push_str(" ON CONFLICT (id) DO NOTHING RETURNING id");
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for e in chunk {

@@ -95,7 +95,7 @@ fn sqlite_file(url: &str) -> Option<PathBuf> {
 /// full reconcile 3× slower).
 pub(super) const POSTGRES_SESSION: &str = "SET max_parallel_workers_per_gather = 0";
 
-/// A pool connection kept by a writer that writes all the time (the webhook
+/// A connection kept by a writer that writes all the time (the webhook
 /// intake), instead of one taken from the pool per transaction.
 ///
 /// The pool hands its idle connections out in turn, and on SQLite each
@@ -105,32 +105,85 @@ pub(super) const POSTGRES_SESSION: &str = "SET max_parallel_workers_per_gather =
 /// that keeps its connection through a burst finds its own last writes
 /// cached.
 #[derive(Default)]
-pub struct Held(Option<sqlx::pool::PoolConnection<sqlx::Any>>);
+pub struct Held {
+    conn: Option<Kept>,
+    /// Open a connection of its own instead of taking one from the pool.
+    own: bool,
+}
+
+enum Kept {
+    Pooled(sqlx::pool::PoolConnection<sqlx::Any>),
+    Own(sqlx::AnyConnection),
+}
 
 impl Held {
-    /// The kept connection, taken from the pool the first time.
-    pub async fn get(&mut self, db: &Db) -> sqlx::Result<&mut sqlx::AnyConnection> {
-        let conn = match self.0.take() {
-            Some(conn) => conn,
-            None => db.pool.acquire().await?,
-        };
-        Ok(&mut **self.0.insert(conn))
+    /// A holder that opens its connection itself, outside the pool: for a
+    /// writer on a runtime of its own (`sync::ingest`). A Postgres
+    /// connection's socket is served by the runtime that opened it, and a
+    /// pool connection opened by the main runtime would wake the writer only
+    /// when that runtime's busy workers next look at their sockets.
+    pub fn own() -> Held {
+        Held {
+            conn: None,
+            own: true,
+        }
     }
 
-    /// Give the connection back to the pool (when the writer has nothing to
-    /// do: the pool's idle timeout and lifetime apply to it again).
-    pub fn release(&mut self) {
-        self.0 = None;
+    /// The kept connection, taken (or opened) the first time.
+    pub async fn get(&mut self, db: &Db) -> sqlx::Result<&mut sqlx::AnyConnection> {
+        if self.conn.is_none() {
+            self.conn = Some(match self.own {
+                true => Kept::Own(db.connect_one().await?),
+                false => Kept::Pooled(db.pool.acquire().await?),
+            });
+        }
+        match self.conn.as_mut() {
+            Some(Kept::Pooled(conn)) => Ok(&mut **conn),
+            Some(Kept::Own(conn)) => Ok(conn),
+            None => Err(sqlx::Error::PoolClosed),
+        }
+    }
+
+    /// Is a connection kept?
+    pub fn is_kept(&self) -> bool {
+        self.conn.is_some()
+    }
+
+    /// Give the connection back to the pool, or close it (when the writer
+    /// has nothing to do: the pool's idle timeout and lifetime apply to it
+    /// again).
+    pub async fn release(&mut self) {
+        if let Some(Kept::Own(conn)) = self.conn.take() {
+            use sqlx::Connection;
+            let _ = conn.close().await;
+        }
     }
 
     /// After an error: the connection may be broken, so it is closed, not
     /// returned to the pool (whose connections are not tested on the way
     /// out); the next [`Held::get`] takes another.
     pub fn drop_connection(&mut self) {
-        if let Some(conn) = self.0.take() {
+        if let Some(Kept::Pooled(conn)) = self.conn.take() {
             drop(conn.detach());
         }
     }
+}
+
+/// What every new connection runs first (the pool's and [`Db::connect_one`]'s).
+async fn set_up(conn: &mut sqlx::AnyConnection, backend: Backend) -> sqlx::Result<()> {
+    if backend == Backend::Sqlite {
+        // WAL: readers never wait for the writer. synchronous=FULL: a commit
+        // is on disk before we answer (webhooks are acknowledged only then).
+        conn.execute(
+            "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=10000; \
+             PRAGMA foreign_keys=ON; PRAGMA synchronous=FULL; \
+             PRAGMA cache_size=-512;",
+        )
+        .await?;
+    } else {
+        conn.execute(POSTGRES_SESSION).await?;
+    }
+    Ok(())
 }
 
 impl Db {
@@ -154,23 +207,7 @@ impl Db {
             // (a sixth of the server's CPU on the Postgres read path). A connection
             // that broke fails its query once and is closed; the next is new.
             .test_before_acquire(false)
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL: readers never wait for the writer. synchronous=FULL: a commit
-                        // is on disk before we answer (webhooks are acknowledged only then).
-                        conn.execute(
-                            "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=10000; \
-                             PRAGMA foreign_keys=ON; PRAGMA synchronous=FULL; \
-                             PRAGMA cache_size=-512;",
-                        )
-                        .await?;
-                    } else {
-                        conn.execute(POSTGRES_SESSION).await?;
-                    }
-                    Ok(())
-                })
-            })
+            .after_connect(move |conn, _| Box::pin(set_up(conn, backend)))
             .connect(&url)
             .await
             .with_context(|| format!("DATABASE_URL: cannot connect to {}", redact(&url)))?;
@@ -183,6 +220,20 @@ impl Db {
             cards: None,
             url: url.into(),
         })
+    }
+
+    /// An in-memory SQLite database: each connection opened has one of its
+    /// own, so nothing but the pool's may be used.
+    pub fn in_memory(&self) -> bool {
+        self.backend == Backend::Sqlite && self.sqlite_path.is_none()
+    }
+
+    /// A connection outside the pool, set up as the pool's are.
+    pub async fn connect_one(&self) -> sqlx::Result<sqlx::AnyConnection> {
+        use sqlx::Connection;
+        let mut conn = sqlx::AnyConnection::connect(&self.url).await?;
+        set_up(&mut conn, self.backend).await?;
+        Ok(conn)
     }
 
     /// Connect and bring the schema up to date.
@@ -304,9 +355,32 @@ pub(crate) fn rows_per_statement(conn: &sqlx::AnyConnection, most: usize) -> usi
 }
 
 /// Placeholders of a statement over many rows: `rows` groups of `cols`
-/// parameters, `($first, …), (…)`, numbered on from `first`. `(1, n, k)` is
-/// the list of an `IN (…)` (parenthesised).
-pub(crate) fn placeholders(rows: usize, cols: usize, first: usize) -> String {
+/// parameters, `(…), (…)`, bound in the order they appear; `first` is the
+/// number of the first on Postgres (`$first`). `(conn, 1, n, k)` is the list
+/// of an `IN (…)` (parenthesised). Each placeholder stands for one bound
+/// value: a list used twice in a statement takes [`numbered`] instead.
+///
+/// On SQLite they are anonymous (`?`): SQLite's parser looks a numbered one
+/// (`$7`) up among the statement's parameters by a linear scan, and so does
+/// sqlx each time it binds one, so a statement of n numbered parameters cost
+/// n² to prepare and again to bind (an eighth of the intake writer's CPU).
+pub(crate) fn placeholders(
+    conn: &sqlx::AnyConnection,
+    rows: usize,
+    cols: usize,
+    first: usize,
+) -> String {
+    if conn.backend_name() == "SQLite" {
+        let group = format!("({})", vec!["?"; cols].join(", "));
+        vec![group; rows].join(", ")
+    } else {
+        numbered(rows, cols, first)
+    }
+}
+
+/// [`placeholders`] numbered on every backend (`$first`, …), for a list a
+/// statement uses more than once.
+pub(crate) fn numbered(rows: usize, cols: usize, first: usize) -> String {
     let mut sql = String::with_capacity(rows * (cols * 6 + 4));
     for r in 0..rows {
         if r > 0 {
@@ -334,7 +408,7 @@ pub fn now() -> i64 {
 mod tests {
     #[test]
     fn placeholders_number_rows_on() {
-        assert_eq!(super::placeholders(2, 3, 1), "($1, $2, $3), ($4, $5, $6)");
-        assert_eq!(super::placeholders(1, 2, 2), "($2, $3)");
+        assert_eq!(super::numbered(2, 3, 1), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(super::numbered(1, 2, 2), "($2, $3)");
     }
 }

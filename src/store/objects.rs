@@ -500,7 +500,7 @@ pub async fn adopt_customers_objects_in(
     links: &[(String, String)],
 ) -> sqlx::Result<()> {
     for chunk in links.chunks(100) {
-        let list = super::placeholders(1, chunk.len(), 1);
+        let list = super::numbered(1, chunk.len(), 1);
         let probe = Kind::ALL
             .iter()
             .map(|k| {
@@ -568,7 +568,7 @@ pub async fn write_objects_in(
         for chunk in of_kind.chunks(super::rows_per_statement(conn, 50)) {
             let table = kind.table();
             let mut sql = format!("INSERT INTO {table} ({COLUMNS}, synced_at, view) VALUES ");
-            sql.push_str(&super::placeholders(chunk.len(), 12, 1));
+            sql.push_str(&super::placeholders(conn, chunk.len(), 12, 1));
             sql.push_str(&format!(
                 " ON CONFLICT (id) DO UPDATE SET {} \
                  WHERE {table}.deleted = 0 AND excluded.wm_created {cmp} {table}.wm_created \

@@ -36,6 +36,9 @@ use crate::sync::events::{self, Applied, Event, Local};
 /// The most deliveries written in one transaction.
 const MAX_BATCH: usize = 256;
 
+/// How long the writer keeps its connection with nothing to write.
+const KEEP_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A verified delivery (owned: it crosses into the writer task).
 pub struct Delivery {
     /// The body, compact (`sync::compact::minify`): what the inbox stores.
@@ -106,10 +109,29 @@ impl InboxWriter {
 
 fn spawn(intake: Intake) -> mpsc::Sender<Queued> {
     let (tx, mut rx) = mpsc::channel::<Queued>(4 * MAX_BATCH);
-    tokio::spawn(async move {
+    let task = async move {
         let mut batch = Vec::with_capacity(MAX_BATCH);
-        let mut held = Held::default();
-        while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let mut held = match intake.db.in_memory() {
+            true => Held::default(),
+            false => Held::own(),
+        };
+        loop {
+            // The connection is kept while deliveries keep coming, and given
+            // back after a quiet second.
+            let next = rx.recv_many(&mut batch, MAX_BATCH);
+            let n = match held.is_kept() {
+                true => match tokio::time::timeout(KEEP_IDLE, next).await {
+                    Ok(n) => n,
+                    Err(_) => {
+                        held.release().await;
+                        rx.recv_many(&mut batch, MAX_BATCH).await
+                    }
+                },
+                false => next.await,
+            };
+            if n == 0 {
+                break;
+            }
             let outcome = match write(&intake, &mut held, &batch, true).await {
                 Ok(received) => Ok(received),
                 Err(e) => {
@@ -120,8 +142,6 @@ fn spawn(intake: Intake) -> mpsc::Sender<Queued> {
             };
             if outcome.is_err() {
                 held.drop_connection();
-            } else if rx.is_empty() {
-                held.release();
             }
             match outcome {
                 Ok(Written { received, requeued }) => {
@@ -140,8 +160,57 @@ fn spawn(intake: Intake) -> mpsc::Sender<Queued> {
                 }
             }
         }
-    });
+    };
+    // Not on the runtime's workers: see `own_thread`.
+    if let Err(task) = own_thread(task) {
+        tokio::spawn(task);
+    }
     tx
+}
+
+/// Run the writer on a thread of its own (a runtime of one thread, with a
+/// database connection of its own: see `Held::own`), or hand it back if that
+/// thread cannot be started.
+///
+/// A batch is a dozen statements in turn, each a round trip: to the
+/// connection's thread on SQLite (sqlx runs each SQLite connection on one),
+/// to the server on Postgres. On the runtime's workers the writer's turn
+/// after each one came only once a worker had finished the request it was
+/// serving (hundreds of webhook deliveries are parsed there during a burst),
+/// and on SQLite half the batch's time was spent waiting for it: the writer
+/// is the one every delivery waits on. Its own thread is woken at once.
+fn own_thread<F>(task: F) -> Result<(), F>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::warn!(error = %e, "no runtime for the webhook writer's thread; it runs on the main runtime");
+            return Err(task);
+        }
+    };
+    let (start, started) = std::sync::mpsc::channel::<F>();
+    let thread = std::thread::Builder::new()
+        .name("paysync-intake".into())
+        .spawn(move || {
+            if let Ok(task) = started.recv() {
+                runtime.block_on(task);
+            }
+        });
+    match thread {
+        Ok(_) => {
+            let _ = start.send(task);
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot start the webhook writer's thread; it runs on the main runtime");
+            Err(task)
+        }
+    }
 }
 
 /// What a batch's transaction did.
