@@ -404,17 +404,54 @@ pub async fn unwritten_outcome(
     wm: &Watermark,
     force: bool,
 ) -> sqlx::Result<WriteOutcome> {
-    let Some(row) = object_in(conn, m.kind, &m.id).await? else {
-        return Ok(WriteOutcome::Stale);
+    let row = object_in(conn, m.kind, &m.id).await?;
+    Ok(outcome_against(row.as_ref(), m, wm, force))
+}
+
+/// [`unwritten_outcome`] given the row as it is now (None: there is none).
+pub fn outcome_against(
+    row: Option<&Stored>,
+    m: &Mirror<'_>,
+    wm: &Watermark,
+    force: bool,
+) -> WriteOutcome {
+    let Some(row) = row else {
+        return WriteOutcome::Stale;
     };
     let same_second = row.wm_created == wm.created;
     // A delete is a change even when the object's copy in it is the same as the row's.
     let differs = row.data != *m.data || m.deleted;
     if !row.deleted && same_second && !force && differs && row.wm_event != wm.event {
-        Ok(WriteOutcome::Tie)
+        WriteOutcome::Tie
     } else {
-        Ok(WriteOutcome::Stale)
+        WriteOutcome::Stale
     }
+}
+
+/// Rows of one kind by id, in one statement per thousand ids; ids without a
+/// row are absent.
+pub async fn objects_in(
+    conn: &mut AnyConnection,
+    kind: Kind,
+    ids: &[&str],
+) -> sqlx::Result<std::collections::HashMap<String, Stored>> {
+    let mut found = std::collections::HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(1000) {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM {} WHERE id IN {}",
+            kind.table(),
+            super::placeholders(conn, 1, chunk.len(), 1)
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        for row in q.fetch_all(&mut *conn).await? {
+            let stored = stored_from_row(&row)?;
+            found.insert(stored.id.clone(), stored);
+        }
+    }
+    Ok(found)
 }
 
 /// [`Db::object`] on a given connection or transaction.

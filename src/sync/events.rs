@@ -23,7 +23,7 @@ use stripe_client_core::{RequestBuilder, StripeMethod};
 use crate::cfg::SyncSettings;
 use crate::store::buckets::buckets_of_customers_in;
 use crate::store::objects::{
-    Mirror, customer_objects_in, object_in, unwritten_outcome, write_objects_in,
+    Mirror, customer_objects_in, object_in, objects_in, outcome_against, write_objects_in,
 };
 use crate::store::{Db, Kind, Watermark, WriteOutcome};
 use crate::stripe::shape::invoice_payment;
@@ -421,7 +421,8 @@ impl<'a> Run<'a> {
 }
 
 /// Write rows of distinct objects in one statement per kind, and record the
-/// outcome of each row's event.
+/// outcome of each row's event. The rows left alone are read back together
+/// (one statement per kind) to tell stale from tie.
 async fn write_rows(
     conn: &mut AnyConnection,
     rows: &[(Mirror<'_>, Watermark)],
@@ -433,14 +434,27 @@ async fn write_rows(
         .await?
         .into_iter()
         .collect();
+    let mut current: HashMap<Kind, HashMap<String, crate::store::Stored>> = HashMap::new();
+    for kind in Kind::ALL {
+        let left: Vec<&str> = rows
+            .iter()
+            .map(|(m, _)| m)
+            .filter(|m| m.kind == kind && !written.contains(&(m.kind, m.id.clone())))
+            .map(|m| m.id.as_str())
+            .collect();
+        if !left.is_empty() {
+            current.insert(kind, objects_in(conn, kind, &left).await?);
+        }
+    }
     for ((m, wm), &i) in rows.iter().zip(at) {
         let local = if written.contains(&(m.kind, m.id.clone())) {
             Local::Done(Applied::Stored(WriteOutcome::Written))
         } else {
-            match unwritten_outcome(conn, m, wm, false).await? {
+            let row = current.get(&m.kind).and_then(|rows| rows.get(&m.id));
+            match outcome_against(row, m, wm, false) {
                 WriteOutcome::Tie => {
                     let e = &events[i];
-                    match resolve_tie(conn, m.kind, e.object, wm, removes(e.r#type)).await? {
+                    match resolve_tie_with(conn, row, e.object, wm, removes(e.r#type)).await? {
                         Some(applied) => Local::Done(applied),
                         None => Local::NeedsStripe,
                     }
@@ -498,13 +512,27 @@ async fn resolve_tie(
     wm: &Watermark,
     deleted: bool,
 ) -> sqlx::Result<Option<Applied>> {
+    let row = match deleted {
+        true => None,
+        false => object_in(conn, kind, json::str(obj, "id").unwrap_or_default()).await?,
+    };
+    resolve_tie_with(conn, row.as_ref(), obj, wm, deleted).await
+}
+
+/// [`resolve_tie`] given the object's row as it is now.
+async fn resolve_tie_with(
+    conn: &mut AnyConnection,
+    row: Option<&crate::store::Stored>,
+    obj: &Value,
+    wm: &Watermark,
+    deleted: bool,
+) -> sqlx::Result<Option<Applied>> {
     if deleted {
         return Ok(Some(stored(
             apply::store_on(conn, obj, wm, true, true).await?,
         )));
     }
-    let id = json::str(obj, "id").unwrap_or_default();
-    if let Some(row) = object_in(conn, kind, id).await? {
+    if let Some(row) = row {
         match (version(&row.data), version(obj)) {
             (Some(have), Some(got)) if got > have => {
                 return Ok(Some(stored(
