@@ -343,9 +343,8 @@ impl Db {
 /// statement over many rows is tens of KB, and a pool connection caches one
 /// per row count it has run: with up to 64 rows a statement, the connections
 /// of a burst of Stripe's sign-ups held megabytes of them (SQLite's heap grew
-/// from 3 to 14 MB); sqlx also looks each SQLite parameter up by name, a
-/// linear search. So 16 rows there; on Postgres each statement is a round
-/// trip, so as many as allowed.
+/// from 3 to 14 MB). So 16 rows there; on Postgres each statement is a
+/// round trip, so as many as allowed.
 pub(crate) fn rows_per_statement(conn: &sqlx::AnyConnection, most: usize) -> usize {
     if conn.backend_name() == "SQLite" {
         most.min(16)

@@ -598,10 +598,9 @@ pub async fn write_objects_in(
         let of_kind: Vec<&(Mirror<'_>, Watermark)> =
             rows.iter().filter(|(m, _)| m.kind == kind).collect();
         // 12 parameters a row, 50 rows a statement (16 on SQLite, see
-        // `rows_per_statement`): SQLite looks each bound parameter up by a
-        // linear scan of the statement's parameters (sqlx binds by name), so
-        // the cost per row grows with the statement's size; at 250 rows
-        // binding was a fifth of a full reconcile's CPU.
+        // `rows_per_statement`; at 250 rows, with numbered parameters that
+        // SQLite and sqlx look up by a linear scan, binding was a fifth of
+        // a full reconcile's CPU: see `placeholders`).
         for chunk in of_kind.chunks(super::rows_per_statement(conn, 50)) {
             let table = kind.table();
             let mut sql = format!("INSERT INTO {table} ({COLUMNS}, synced_at, view) VALUES ");
