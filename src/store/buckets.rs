@@ -322,19 +322,11 @@ pub async fn buckets_of_customers_in(
     conn: &mut AnyConnection,
     customer_ids: &[&str],
 ) -> sqlx::Result<std::collections::HashMap<String, String>> {
-    let mut out = std::collections::HashMap::with_capacity(customer_ids.len());
-    for chunk in customer_ids.chunks(1000) {
-        let sql = format!(
-            "SELECT id, stripe_customer_id FROM buckets WHERE stripe_customer_id IN {}",
-            super::placeholders(conn, 1, chunk.len(), 1)
-        );
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        for id in chunk {
-            q = q.bind(*id);
-        }
-        for row in q.fetch_all(&mut *conn).await? {
-            out.insert(row.try_get("stripe_customer_id")?, row.try_get("id")?);
-        }
-    }
-    Ok(out)
+    let rows = super::fetch_in(conn, customer_ids, |list| {
+        format!("SELECT id, stripe_customer_id FROM buckets WHERE stripe_customer_id IN {list}")
+    })
+    .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get("stripe_customer_id")?, row.try_get("id")?)))
+        .collect()
 }

@@ -377,6 +377,26 @@ pub(crate) fn placeholders(
     }
 }
 
+/// The rows of a query over a list of ids, in statements of at most a
+/// thousand: `sql` makes the statement from the list's placeholders (an
+/// `IN` list, parenthesised), one per id, bound in order.
+pub(crate) async fn fetch_in(
+    conn: &mut sqlx::AnyConnection,
+    ids: &[&str],
+    sql: impl Fn(&str) -> String,
+) -> sqlx::Result<Vec<sqlx::any::AnyRow>> {
+    let mut rows = Vec::new();
+    for chunk in ids.chunks(1000) {
+        let list = placeholders(conn, 1, chunk.len(), 1);
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql(&list)));
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        rows.extend(q.fetch_all(&mut *conn).await?);
+    }
+    Ok(rows)
+}
+
 /// [`placeholders`] numbered on every backend (`$first`, …), for a list a
 /// statement uses more than once.
 pub(crate) fn numbered(rows: usize, cols: usize, first: usize) -> String {

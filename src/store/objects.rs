@@ -428,30 +428,19 @@ pub fn outcome_against(
     }
 }
 
-/// Rows of one kind by id, in one statement per thousand ids; ids without a
-/// row are absent.
+/// Rows of one kind by id (see `fetch_in`); ids without a row are absent.
 pub async fn objects_in(
     conn: &mut AnyConnection,
     kind: Kind,
     ids: &[&str],
 ) -> sqlx::Result<std::collections::HashMap<String, Stored>> {
-    let mut found = std::collections::HashMap::with_capacity(ids.len());
-    for chunk in ids.chunks(1000) {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM {} WHERE id IN {}",
-            kind.table(),
-            super::placeholders(conn, 1, chunk.len(), 1)
-        );
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        for id in chunk {
-            q = q.bind(*id);
-        }
-        for row in q.fetch_all(&mut *conn).await? {
-            let stored = stored_from_row(&row)?;
-            found.insert(stored.id.clone(), stored);
-        }
-    }
-    Ok(found)
+    let rows = super::fetch_in(conn, ids, |list| {
+        format!("SELECT {COLUMNS} FROM {} WHERE id IN {list}", kind.table())
+    })
+    .await?;
+    rows.iter()
+        .map(|row| stored_from_row(row).map(|stored| (stored.id.clone(), stored)))
+        .collect()
 }
 
 /// [`Db::object`] on a given connection or transaction.

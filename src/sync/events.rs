@@ -434,17 +434,15 @@ async fn write_rows(
         .await?
         .into_iter()
         .collect();
-    let mut current: HashMap<Kind, HashMap<String, crate::store::Stored>> = HashMap::new();
-    for kind in Kind::ALL {
-        let left: Vec<&str> = rows
-            .iter()
-            .map(|(m, _)| m)
-            .filter(|m| m.kind == kind && !written.contains(&(m.kind, m.id.clone())))
-            .map(|m| m.id.as_str())
-            .collect();
-        if !left.is_empty() {
-            current.insert(kind, objects_in(conn, kind, &left).await?);
+    let mut left: HashMap<Kind, Vec<&str>> = HashMap::new();
+    for (m, _) in rows {
+        if !written.contains(&(m.kind, m.id.clone())) {
+            left.entry(m.kind).or_default().push(&m.id);
         }
+    }
+    let mut current: HashMap<Kind, HashMap<String, crate::store::Stored>> = HashMap::new();
+    for (kind, ids) in left {
+        current.insert(kind, objects_in(conn, kind, &ids).await?);
     }
     for ((m, wm), &i) in rows.iter().zip(at) {
         let local = if written.contains(&(m.kind, m.id.clone())) {
