@@ -224,11 +224,15 @@ pub async fn prune(db: &Db) -> sqlx::Result<u64> {
 pub enum Feed {
     /// SQLite: a read connection of its own and where it is in the log.
     Sqlite(Mutex<SqliteFeed>),
-    /// Postgres: markers of this process's writes, and the last one the listener saw.
+    /// Postgres: markers of this process's writes, and the last one the
+    /// listener saw; `in_tx_*` for the markers notified inside a transaction
+    /// ([`Feed::mark_in`]), numbered apart.
     Postgres {
         token: u64,
         sent: AtomicU64,
         seen: watch::Sender<u64>,
+        in_tx_sent: AtomicU64,
+        in_tx_seen: watch::Sender<u64>,
     },
 }
 
@@ -256,6 +260,8 @@ impl Feed {
                 token: rand::random(),
                 sent: AtomicU64::new(0),
                 seen: watch::Sender::new(0),
+                in_tx_sent: AtomicU64::new(0),
+                in_tx_seen: watch::Sender::new(0),
             },
         }
     }
@@ -321,7 +327,10 @@ impl Feed {
     /// marker sent after the commit (bounded: past a second, everything is
     /// dropped instead).
     pub async fn written(&self, db: &Db, cache: &CardsCache) {
-        let Feed::Postgres { token, sent, seen } = self else {
+        let Feed::Postgres {
+            token, sent, seen, ..
+        } = self
+        else {
             self.look_or_stop(cache);
             return;
         };
@@ -336,16 +345,83 @@ impl Feed {
             .execute(&db.pool)
             .await
             .is_ok();
-        let mut seen = seen.subscribe();
-        let caught_up = sent_ok
-            && tokio::time::timeout(Duration::from_secs(1), seen.wait_for(|s| *s >= n))
-                .await
-                .is_ok_and(|r| r.is_ok());
-        if !caught_up {
+        if !(sent_ok && hears(seen, n).await) {
             tracing::warn!("the change listener did not confirm a write; dropping the cards cache");
             cache.clear();
         }
     }
+
+    /// Inside a write's transaction, before its commit: what [`Feed::marked`]
+    /// needs to return, after the commit, once the cache has dropped what the
+    /// write changed. On Postgres the marker is notified in the transaction
+    /// itself, so it reaches the listener with the commit, after the
+    /// notifications of its triggers, and costs no round trip of its own
+    /// after it; and the writer need not wait for it before starting its next
+    /// transaction (see `sync::ingest`).
+    ///
+    /// For one writer of the process only (the webhook intake): its markers
+    /// are numbered apart from [`Feed::written`]'s, in the order of its
+    /// commits (a marker of a transaction rolled back is never heard, and
+    /// nobody waits for it), so hearing one means every earlier one was heard.
+    pub async fn mark_in(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        cache: &CardsCache,
+    ) -> sqlx::Result<Mark> {
+        let Feed::Postgres {
+            token, in_tx_sent, ..
+        } = self
+        else {
+            return Ok(Mark::Look);
+        };
+        if !cache.is_live() {
+            return Ok(Mark::Nothing); // nothing is served; it is all dropped when the listener is back
+        }
+        let n = in_tx_sent.fetch_add(1, Ordering::Relaxed) + 1;
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(format!("#{token:x}:t{n}"))
+            .execute(&mut *conn)
+            .await?;
+        Ok(Mark::Heard(n))
+    }
+
+    /// After the commit of a transaction [`Feed::mark_in`] marked: return
+    /// once the cache has dropped what it changed (bounded, as [`Feed::written`]).
+    pub async fn marked(&self, mark: Mark, cache: &CardsCache) {
+        match (mark, self) {
+            (Mark::Nothing, _) => {}
+            (Mark::Look, _) => self.look_or_stop(cache),
+            (Mark::Heard(n), Feed::Postgres { in_tx_seen, .. }) => {
+                if !hears(in_tx_seen, n).await {
+                    tracing::warn!(
+                        "the change listener did not confirm a write; dropping the cards cache"
+                    );
+                    cache.clear();
+                }
+            }
+            (Mark::Heard(_), Feed::Sqlite(_)) => {}
+        }
+    }
+}
+
+/// What [`Feed::marked`] waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// Nothing to wait for (no cache, or it serves nothing now).
+    Nothing,
+    /// SQLite: look at the change log.
+    Look,
+    /// Postgres: the listener has heard this in-transaction marker.
+    Heard(u64),
+}
+
+/// Whether the listener hears marker `n` (or a later one) within a second.
+async fn hears(seen: &watch::Sender<u64>, n: u64) -> bool {
+    let mut seen = seen.subscribe();
+    tokio::time::timeout(Duration::from_secs(1), seen.wait_for(|s| *s >= n))
+        .await
+        .is_ok_and(|r| r.is_ok())
 }
 
 /// The cards cache of a `Db`, and how it hears of changes.
@@ -453,7 +529,17 @@ async fn listen(url: String, cards: std::sync::Weak<CachedCards>) {
 /// One notification: a bucket to evict, or a write marker of this process.
 fn heard(cards: &CachedCards, mine: &str, payload: &str) {
     if let Some(marker) = payload.strip_prefix(mine) {
-        if let (Ok(m), Feed::Postgres { seen, .. }) = (marker.parse::<u64>(), &cards.feed) {
+        let Feed::Postgres {
+            seen, in_tx_seen, ..
+        } = &cards.feed
+        else {
+            return;
+        };
+        let (seen, marker) = match marker.strip_prefix('t') {
+            Some(n) => (in_tx_seen, n),
+            None => (seen, marker),
+        };
+        if let Ok(m) = marker.parse::<u64>() {
             seen.send_if_modified(|s| {
                 let newer = m > *s;
                 *s = (*s).max(m);

@@ -27,6 +27,7 @@ use anyhow::{Context, bail};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
+pub use changes::Mark as CardsMark;
 pub use objects::{Kind, Mirror, Stored, Watermark, WriteOutcome};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -288,6 +289,24 @@ impl Db {
     /// Bytes of cards answers held in memory now (0 without the cache).
     pub fn cards_cached_bytes(&self) -> usize {
         self.cards.as_ref().map_or(0, |c| c.cache.bytes())
+    }
+
+    /// In a write's transaction, just before its commit: what to pass to
+    /// [`Db::cards_marked`] after it (see `changes::Feed::mark_in`; for the
+    /// webhook intake's writer only).
+    pub async fn cards_mark_in(&self, conn: &mut sqlx::AnyConnection) -> sqlx::Result<CardsMark> {
+        match &self.cards {
+            Some(cards) => cards.feed.mark_in(conn, &cards.cache).await,
+            None => Ok(CardsMark::Nothing),
+        }
+    }
+
+    /// After the commit of a transaction [`Db::cards_mark_in`] marked: returns
+    /// once the cards cache has dropped what it changed.
+    pub async fn cards_marked(&self, mark: CardsMark) {
+        if let Some(cards) = &self.cards {
+            cards.feed.marked(mark, &cards.cache).await;
+        }
     }
 
     /// Call after a write of this process committed: on Postgres, returns once

@@ -29,7 +29,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::cfg::SyncSettings;
 use crate::store::inbox::{NewEvent, insert_events_in, mark_pending_in};
-use crate::store::{Db, Held, now};
+use crate::store::{CardsMark, Db, Held, now};
 use crate::sync::apply::customer_of;
 use crate::sync::events::{self, Applied, Event, Local};
 
@@ -144,10 +144,18 @@ fn spawn(intake: Intake) -> mpsc::Sender<Queued> {
                 held.drop_connection();
             }
             match outcome {
-                Ok(Written { received, requeued }) => {
+                Ok(Written {
+                    received,
+                    requeued,
+                    mark,
+                }) => {
                     if requeued || received.contains(&Received::Pending) {
                         intake.wake.notify_one();
                     }
+                    // Answered once the cards cache dropped what the batch
+                    // changed (on Postgres, when the listener hears the
+                    // batch's marker): meanwhile the next batch is written.
+                    intake.db.cards_marked(mark).await;
                     for (q, r) in batch.drain(..).zip(received) {
                         let _ = q.reply.send((q.delivery, Ok(r)));
                     }
@@ -220,6 +228,8 @@ struct Written {
     /// It linked customers to buckets (by their metadata) whose events
     /// applied before (ignored then) are back in line for the worker.
     requeued: bool,
+    /// What to wait for before answering: the cards cache catching up.
+    mark: CardsMark,
 }
 
 /// Store a batch in one transaction, applying each new event in it when
@@ -292,6 +302,11 @@ async fn write(
     } else {
         (vec![Local::NeedsStripe; fresh.len()], false)
     };
+    // The 200 means "visible in the read routes": the cards cache too.
+    let mark = match results.iter().any(|r| matches!(r, Local::Done(_))) {
+        true => intake.db.cards_mark_in(&mut tx).await?,
+        false => CardsMark::Nothing,
+    };
     tx.commit().await?;
     let mut results = results.into_iter();
     let received: Vec<Received> = is_new
@@ -302,11 +317,11 @@ async fn write(
             Some(Local::NeedsStripe) => Received::Pending,
         })
         .collect();
-    if received.iter().any(|r| matches!(r, Received::Applied(_))) {
-        // The 200 means "visible in the read routes": the cards cache too.
-        intake.db.cards_written().await;
-    }
-    Ok(Written { received, requeued })
+    Ok(Written {
+        received,
+        requeued,
+        mark,
+    })
 }
 
 /// The same metrics the worker records for what it applies.

@@ -79,7 +79,7 @@ async fn prepared(b: Backend, customers: &[String], bucket: &str, later: &str) -
 /// plain path: a customer of no bucket, a customer linked by its metadata
 /// mid-batch, a detached payment method (no customer in the object), a
 /// customer deletion followed by its card's update, and a type not mirrored.
-fn events(seed: u64, customers: &[String], later: &str) -> Vec<String> {
+fn events(seed: u64, customers: &[String], (bucket, later): (&str, &str)) -> Vec<String> {
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     let mut all = Vec::new();
     let t0 = 1_700_000_000;
@@ -91,6 +91,7 @@ fn events(seed: u64, customers: &[String], later: &str) -> Vec<String> {
         all.extend(history(seed * 100 + case as u64, customer, &ops, t0).events);
     }
     let gone = &customers[0];
+    let taken = format!("{bucket}_{}", customers[1]);
     let evt = |n: &str| format!("evt_x{seed}_{n}");
     all.extend([
         event(
@@ -110,6 +111,26 @@ fn events(seed: u64, customers: &[String], later: &str) -> Vec<String> {
             "customer.source.created",
             t0 + 1,
             card("card_meta", "cus_meta", "m"),
+        ),
+        // Names the same bucket as cus_meta: the first of the two in the batch links it.
+        event(
+            &evt("rival"),
+            "customer.created",
+            t0,
+            json!({"id": "cus_rival", "object": "customer", "metadata": {"bucket_id": later}}),
+        ),
+        event(
+            &evt("rival_card"),
+            "customer.source.created",
+            t0 + 1,
+            card("card_rival", "cus_rival", "r"),
+        ),
+        // Names a bucket that has a customer already: no link.
+        event(
+            &evt("taken"),
+            "customer.created",
+            t0,
+            json!({"id": "cus_taken", "object": "customer", "metadata": {"bucket_id": taken}}),
         ),
         event(
             &evt("pm"),
@@ -187,21 +208,31 @@ async fn compare(
         }
     }
 
-    let (_many_db, many) = prepared(b, customers, bucket, later).await;
-    let mut tx = many.begin_write().await.unwrap();
-    let mut known = events::read_ahead(&mut tx, evs).await.unwrap();
-    let together = events::apply_local_many(&mut tx, &sync, evs, &mut known)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-
+    let (together, got) = batch(b, customers, (bucket, later), evs).await;
     for ((e, a), b) in evs.iter().zip(&each).zip(&together) {
         assert_eq!(a, b, "{case}: outcome of {} {}", e.id, e.r#type);
     }
     assert_eq!(each.len(), together.len());
-    let (want, got) = (rows(&one).await, rows(&many).await);
-    assert_eq!(want, got, "{case}: the same rows");
+    assert_eq!(rows(&one).await, got, "{case}: the same rows");
     (together, got)
+}
+
+/// Apply `evs` as one batch on a database prepared as [`compare`]'s: the
+/// outcomes and the rows.
+async fn batch(
+    b: Backend,
+    customers: &[String],
+    (bucket, later): (&str, &str),
+    evs: &[Event<'_>],
+) -> (Vec<Local>, Vec<String>) {
+    let (_many_db, many) = prepared(b, customers, bucket, later).await;
+    let mut tx = many.begin_write().await.unwrap();
+    let mut known = events::read_ahead(&mut tx, evs).await.unwrap();
+    let together = events::apply_local_many(&mut tx, &SyncSettings::default(), evs, &mut known)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    (together, rows(&many).await)
 }
 
 fn parsed(bodies: &[String]) -> Vec<Value> {
@@ -216,15 +247,37 @@ async fn a_batch_ends_where_one_by_one_ends(b: Backend) {
     for seed in 1..=4u64 {
         let customers: Vec<String> = (0..6).map(|i| format!("cus_b{seed}_{i}")).collect();
         let (bucket, later) = (new_id(), new_id());
-        let values = parsed(&events(seed, &customers, &later));
+        let values = parsed(&events(seed, &customers, (&bucket, &later)));
         let evs: Vec<Event> = values.iter().map(|v| Event::parse(v).unwrap()).collect();
         let case = format!("seed {seed}");
         let (together, got) = compare(b, &case, &customers, (&bucket, &later), &evs).await;
         assert!(got.len() > customers.len() * 3, "the histories stored rows");
+        let linked_card = match got
+            .iter()
+            .any(|r| r.starts_with("stripe_customers cus_meta "))
+        {
+            true => "stripe_sources card_meta ",
+            false => "stripe_sources card_rival ",
+        };
         assert!(
-            got.iter()
-                .any(|r| r.starts_with("stripe_sources card_meta ")),
+            got.iter().any(|r| r.starts_with(linked_card)),
             "seed {seed}: the card of the customer linked by the batch is stored, whichever came first"
+        );
+        let linked = got
+            .iter()
+            .filter(|r| {
+                r.starts_with("stripe_customers cus_meta ")
+                    || r.starts_with("stripe_customers cus_rival ")
+            })
+            .count();
+        assert_eq!(
+            linked, 1,
+            "seed {seed}: one of two customers naming the same bucket gets it"
+        );
+        assert!(
+            !got.iter()
+                .any(|r| r.starts_with("stripe_customers cus_taken ")),
+            "seed {seed}: a customer naming a bucket that has one is not stored"
         );
         outcomes.extend(together);
     }
@@ -254,9 +307,12 @@ both!(a_batch_ends_where_one_by_one_ends);
 
 /// An object that changes customer within a batch keeps its order: a
 /// payment method attached to a customer of a bucket, then to a customer of
-/// no bucket (or to one the batch links after): the batch writes nothing of
-/// a customer it has no bucket for ahead of its pending rows, except that
-/// object's earlier version, which must be in its table first.
+/// no bucket: the batch writes nothing of a customer it has no bucket for
+/// ahead of its pending rows, except that object's earlier version, which
+/// must be in its table first. Attached then to a customer the batch links by
+/// its metadata, it follows that customer into its bucket: a batch makes its
+/// links before it applies (one by one, the event applied before the link
+/// left the row in the old customer's bucket).
 async fn an_object_moved_to_another_customer_keeps_its_order(b: Backend) {
     let customers = vec!["cus_mover".to_string()];
     let (bucket, later) = (new_id(), new_id());
@@ -289,12 +345,21 @@ async fn an_object_moved_to_another_customer_keeps_its_order(b: Backend) {
     for (n, bodies) in cases.iter().enumerate() {
         let values = parsed(bodies);
         let evs: Vec<Event> = values.iter().map(|v| Event::parse(v).unwrap()).collect();
-        let (_, got) = compare(b, &format!("case {n}"), &customers, (&bucket, &later), &evs).await;
+        let (_, got) = match n {
+            0 => compare(b, "case 0", &customers, (&bucket, &later), &evs).await,
+            _ => batch(b, &customers, (&bucket, &later), &evs).await,
+        };
         let row = got
             .iter()
             .find(|r| r.starts_with("stripe_sources pm_moved "))
             .unwrap();
         assert!(row.contains("wm=1700000001/evt_m2"), "case {n}: {row}");
+        if n == 1 {
+            assert!(
+                row.contains(&format!("bucket=Some(\"{later}\") customer=cus_meta ")),
+                "case 1: {row}"
+            );
+        }
     }
 }
 

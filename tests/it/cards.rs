@@ -804,6 +804,33 @@ async fn own_writes_are_read_at_once(b: Backend) {
     let listed: Value = serde_json::from_slice(&answer.flatten().expect("cards")).unwrap();
     assert_eq!(ids(&listed), ["card_own"]);
 
+    // A webhook delivery: its 200 (the intake's answer) means the next read shows it.
+    let event = json!({"id": "evt_own", "object": "event", "type": "customer.source.created",
+        "created": 1_700_000_001, "data": {"object":
+        {"object": "card", "id": "card_two", "customer": "cus_own", "last4": "1881"}}});
+    let body = paysync::sync::compact::minify(&event.to_string());
+    let delivery = paysync::sync::ingest::Delivery {
+        object: paysync::sync::compact::object_span(&body),
+        value: serde_json::from_str(&body).unwrap(),
+        body,
+    };
+    let intake = || paysync::sync::ingest::Intake {
+        db: db.clone(),
+        sync: Default::default(),
+        wake: Default::default(),
+    };
+    let received = paysync::sync::ingest::InboxWriter::default()
+        .insert(intake, delivery)
+        .await
+        .unwrap();
+    assert!(
+        matches!(received, paysync::sync::ingest::Received::Applied(_)),
+        "{received:?}"
+    );
+    let answer = db.cards_answer(&bucket, "alice").await.unwrap();
+    let listed: Value = serde_json::from_slice(&answer.flatten().expect("cards")).unwrap();
+    assert_eq!(ids(&listed), ["card_own", "card_two"]);
+
     db.put_bucket(&bucket, "own", &[owner("bob")])
         .await
         .unwrap();
