@@ -19,7 +19,9 @@
 //! Either way a write made in this process ([`Db::cards_written`] after its
 //! commit) returns only once its buckets are evicted: on SQLite by looking at
 //! the log at once, on Postgres by waiting until the listener has heard a
-//! marker sent after the commit. So a process's reads see its own writes at
+//! marker sent after the commit (the webhook intake's writer notifies its
+//! marker inside its transaction instead, [`Db::cards_mark_in`], which
+//! saves it a round trip per batch). So a process's reads see its own writes at
 //! once, and another process's (a `paysync` command, another replica) a few
 //! milliseconds later. Asking SQLite on every read instead cost a quarter of
 //! the cards list's throughput (two lock system calls per read). While a
