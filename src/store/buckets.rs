@@ -303,33 +303,6 @@ pub async fn link_customer_in(
         .map(Option::flatten)
 }
 
-/// [`link_customer_in`] for many (bucket, customer) pairs in one statement,
-/// each bucket named once: the pairs linked (the others' buckets have a
-/// customer already, or do not exist).
-pub async fn link_customers_in(
-    conn: &mut AnyConnection,
-    pairs: &[(&str, &str)],
-) -> sqlx::Result<Vec<(String, String)>> {
-    let mut linked = Vec::new();
-    for chunk in pairs.chunks(500) {
-        // `column1`, `column2`: how both SQLite and Postgres name a VALUES list's columns.
-        let sql = format!(
-            "UPDATE buckets SET stripe_customer_id = v.column2 FROM (VALUES {}) AS v \
-             WHERE buckets.id = v.column1 AND buckets.stripe_customer_id IS NULL \
-             RETURNING id, stripe_customer_id",
-            super::placeholders(conn, chunk.len(), 2, 1)
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for (bucket, customer) in chunk {
-            q = q.bind(*bucket).bind(*customer);
-        }
-        for row in q.fetch_all(&mut *conn).await? {
-            linked.push((row.try_get("id")?, row.try_get("stripe_customer_id")?));
-        }
-    }
-    Ok(linked)
-}
-
 /// The bucket a Stripe customer belongs to.
 pub async fn bucket_of_customer_in(
     conn: &mut AnyConnection,

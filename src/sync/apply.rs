@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use serde_json::Value;
 use sqlx::AnyConnection;
 
-use crate::store::buckets::{bucket_of_customer_in, link_customer_in, link_customers_in};
+use crate::store::buckets::{bucket_of_customer_in, link_customer_in};
 use crate::store::inbox::requeue_customers_events_in;
 use crate::store::objects::{adopt_customers_objects_in, object_in, write_object_in};
 use crate::store::{Db, Kind, Mirror, Watermark, WriteOutcome};
@@ -170,53 +170,6 @@ impl KnownBuckets {
         adopt_customers_objects_in(conn, &linked).await?;
         let customers: Vec<String> = linked.into_iter().map(|(c, _)| c).collect();
         self.requeued += requeue_customers_events_in(conn, &customers, &self.applying).await?;
-        Ok(())
-    }
-
-    /// Link in one statement the batch's customers that have no bucket (the
-    /// read-ahead found none) and whose customer object names one in
-    /// `metadata.bucket_id` (a sign-up's `customer.created`), instead of a
-    /// statement each as their events come; `objects` are the batch's
-    /// objects in order, each with whether its event deletes it. The first
-    /// customer of the batch to name a bucket is the one tried, as one by
-    /// one. A link that does not take (the bucket has a customer, or is not
-    /// there) is left to the customer's events, which try it again as before.
-    pub async fn link_named<'v>(
-        &mut self,
-        conn: &mut AnyConnection,
-        objects: impl IntoIterator<Item = (&'v Value, bool)>,
-    ) -> sqlx::Result<()> {
-        let mut pairs: Vec<(&str, &str)> = Vec::new();
-        for (obj, deleted) in objects {
-            if kind_of(obj) != Some(Kind::Customer)
-                || deleted
-                || json::bool(obj, "deleted").unwrap_or(false)
-            {
-                continue;
-            }
-            let (Some(customer), Some(named)) = (
-                json::str(obj, "id"),
-                obj.pointer("/metadata/bucket_id").and_then(Value::as_str),
-            ) else {
-                continue;
-            };
-            if self.without.contains(customer)
-                && !pairs.iter().any(|(b, c)| *b == named || *c == customer)
-            {
-                pairs.push((named, customer));
-            }
-        }
-        if pairs.is_empty() {
-            return Ok(());
-        }
-        for (bucket, customer) in link_customers_in(conn, &pairs).await? {
-            self.without.remove(&customer);
-            self.buckets.insert(customer.clone(), bucket.clone());
-            self.linked.push((customer, bucket));
-        }
-        if !self.batch {
-            self.settle(conn).await?;
-        }
         Ok(())
     }
 

@@ -265,9 +265,6 @@ pub async fn apply_local_many(
     let mut out: Vec<Option<Local>> = vec![None; events.len()];
     let mut run = Run::default();
     known.batch = true;
-    known
-        .link_named(conn, events.iter().map(|e| (e.object, removes(e.r#type))))
-        .await?;
     for (i, e) in events.iter().enumerate() {
         if !mirrored(e.r#type) {
             out[i] = Some(Local::Done(Applied::NotMirrored));
