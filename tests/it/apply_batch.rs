@@ -93,44 +93,34 @@ fn events(seed: u64, customers: &[String], (bucket, later): (&str, &str)) -> Vec
     let gone = &customers[0];
     let taken = format!("{bucket}_{}", customers[1]);
     let evt = |n: &str| format!("evt_x{seed}_{n}");
+    // A customer's sign-up naming a bucket, and its card a second later.
+    let named = |n: &str, customer: &str, bucket: &str| {
+        [
+            event(
+                &evt(n),
+                "customer.created",
+                t0,
+                json!({"id": customer, "object": "customer", "metadata": {"bucket_id": bucket}}),
+            ),
+            event(
+                &evt(&format!("{n}_card")),
+                "customer.source.created",
+                t0 + 1,
+                card(&customer.replace("cus_", "card_"), customer, n),
+            ),
+        ]
+    };
+    all.extend(named("meta", "cus_meta", later));
+    // Names the same bucket as cus_meta: the first of the two in the batch links it.
+    all.extend(named("rival", "cus_rival", later));
+    // Names a bucket that has a customer already: no link.
+    all.extend(named("taken", "cus_taken", &taken));
     all.extend([
         event(
             &evt("stranger"),
             "customer.source.created",
             t0,
             card("card_stranger", "cus_stranger", "s"),
-        ),
-        event(
-            &evt("link"),
-            "customer.created",
-            t0,
-            json!({"id": "cus_meta", "object": "customer", "metadata": {"bucket_id": later}}),
-        ),
-        event(
-            &evt("meta_card"),
-            "customer.source.created",
-            t0 + 1,
-            card("card_meta", "cus_meta", "m"),
-        ),
-        // Names the same bucket as cus_meta: the first of the two in the batch links it.
-        event(
-            &evt("rival"),
-            "customer.created",
-            t0,
-            json!({"id": "cus_rival", "object": "customer", "metadata": {"bucket_id": later}}),
-        ),
-        event(
-            &evt("rival_card"),
-            "customer.source.created",
-            t0 + 1,
-            card("card_rival", "cus_rival", "r"),
-        ),
-        // Names a bucket that has a customer already: no link.
-        event(
-            &evt("taken"),
-            "customer.created",
-            t0,
-            json!({"id": "cus_taken", "object": "customer", "metadata": {"bucket_id": taken}}),
         ),
         event(
             &evt("pm"),
