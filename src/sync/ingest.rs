@@ -310,7 +310,7 @@ async fn write(
         false => CardsMark::Nothing,
     };
     tx.commit().await?;
-    held.committed();
+    held.committed().await?;
     let mut results = results.into_iter();
     let received: Vec<Received> = is_new
         .into_iter()
