@@ -8,41 +8,26 @@
 //! the copy and its `fsync` (a tenth of the writer's time during a burst of
 //! sign-ups) held up the next batch while the machine had a core to spare.
 //!
-//! So the intake's connection does not checkpoint by itself
-//! (`wal_autocheckpoint=0`): after each of its commits it rings this thread,
-//! which runs a PASSIVE checkpoint (it never blocks the writer or a reader)
-//! at most every [`EVERY`] on a connection of its own. A page changed by
-//! several batches in that time is copied once. When the writer stops, the
-//! last ring is followed by a checkpoint.
-//!
-//! The WAL starts over only once a checkpoint has copied all of it, and
-//! while the writer keeps appending this thread never catches up: during a
-//! long burst the WAL grew without end (and its index, mapped in memory,
-//! with it). So once the WAL is past [`RESTART_AT`] pages the writer is asked
-//! to checkpoint once itself, right after its next commit: only the pages of
-//! the commits since this thread's pass are left to copy, the copy is then
-//! complete, and the writer's next transaction starts the WAL over (cut
-//! back to `journal_size_limit` on disk, see `store::set_up`). Every other
-//! connection keeps checkpointing as before.
+//! So the intake's connection does not checkpoint (`wal_autocheckpoint=0`):
+//! after each of its commits it rings this thread, which runs a PASSIVE
+//! checkpoint (it never blocks the writer or a reader) at most every
+//! [`EVERY`] on a connection of its own. A page changed by several batches
+//! in that time is copied once. When the writer stops, the last ring is
+//! followed by a checkpoint, so the WAL does not stay large; when it is
+//! reset, the writer truncates it to `journal_size_limit` (`store::set_up`).
+//! Every other connection keeps checkpointing as before.
 
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
 /// The least time between two checkpoints while commits keep coming.
 const EVERY: Duration = Duration::from_millis(250);
 
-/// WAL pages (4 KiB each) past which the writer finishes a checkpoint itself.
-const RESTART_AT: i64 = 4096;
-
 /// Rings the checkpoint thread. Dropping it ends the thread (after a last
 /// checkpoint, when a commit was rung since the one before).
 pub struct Checkpointer {
     ring: SyncSender<()>,
-    /// Set by the thread when the WAL is past [`RESTART_AT`] pages.
-    finish: Arc<AtomicBool>,
 }
 
 impl Checkpointer {
@@ -58,13 +43,11 @@ impl Checkpointer {
         };
         // One pending ring is enough: a checkpoint copies everything committed before it.
         let (ring, rung) = sync_channel(1);
-        let finish = Arc::new(AtomicBool::new(false));
-        let asks = finish.clone();
         let started = std::thread::Builder::new()
             .name("paysync-checkpoint".into())
-            .spawn(move || run(&conn, &rung, &asks));
+            .spawn(move || run(&conn, &rung));
         match started {
-            Ok(_) => Some(Checkpointer { ring, finish }),
+            Ok(_) => Some(Checkpointer { ring }),
             Err(e) => {
                 tracing::warn!(error = %e, "no thread for WAL checkpoints: the intake checkpoints as it commits");
                 None
@@ -72,12 +55,10 @@ impl Checkpointer {
         }
     }
 
-    /// A commit was made: a checkpoint follows within [`EVERY`]. True when
-    /// the writer should now finish one itself (see the module's doc).
-    pub fn committed(&self) -> bool {
+    /// A commit was made: a checkpoint follows within [`EVERY`].
+    pub fn committed(&self) {
         // Full: a ring is already pending, which is all this one asks.
         let _ = self.ring.try_send(());
-        self.finish.swap(false, Ordering::Relaxed)
     }
 }
 
@@ -87,12 +68,10 @@ fn open(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
         rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(Duration::from_secs(5))?;
-    // It reads no table: SQLite's default 2 MiB page cache would only be held.
-    conn.pragma_update(None, "cache_size", -64)?;
     Ok(conn)
 }
 
-fn run(conn: &rusqlite::Connection, rung: &Receiver<()>, finish: &AtomicBool) {
+fn run(conn: &rusqlite::Connection, rung: &Receiver<()>) {
     let mut last = Instant::now();
     // Each ring: wait out the rest of EVERY (rings meanwhile are folded in), then checkpoint.
     while rung.recv().is_ok() {
@@ -111,9 +90,6 @@ fn run(conn: &rusqlite::Connection, rung: &Receiver<()>, finish: &AtomicBool) {
                     copied_pages = copied,
                     "WAL checkpoint"
                 );
-                if wal > RESTART_AT {
-                    finish.store(true, Ordering::Relaxed);
-                }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "WAL checkpoint failed; the next commit retries it")

@@ -164,14 +164,11 @@ impl Held {
         Ok(conn)
     }
 
-    /// A transaction on the kept connection was committed: ring its
-    /// checkpoints, and finish one on it when asked (see `checkpoint`).
-    pub async fn committed(&mut self) -> sqlx::Result<()> {
-        let finish = self.checkpointer.as_ref().is_some_and(|c| c.committed());
-        if finish && let Some(Kept::Own(conn)) = &mut self.conn {
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").await?;
+    /// A transaction on the kept connection was committed.
+    pub fn committed(&self) {
+        if let Some(checkpointer) = &self.checkpointer {
+            checkpointer.committed();
         }
-        Ok(())
     }
 
     /// Is a connection kept?
