@@ -9,7 +9,6 @@
 pub mod buckets;
 pub mod cards_cache;
 pub mod changes;
-pub mod checkpoint;
 pub mod compression;
 pub mod cursors;
 pub mod inbox;
@@ -111,8 +110,6 @@ pub struct Held {
     conn: Option<Kept>,
     /// Open a connection of its own instead of taking one from the pool.
     own: bool,
-    /// SQLite: the WAL checkpoints of that connection's commits (`checkpoint`).
-    checkpointer: Option<checkpoint::Checkpointer>,
 }
 
 enum Kept {
@@ -130,7 +127,6 @@ impl Held {
         Held {
             conn: None,
             own: true,
-            checkpointer: None,
         }
     }
 
@@ -138,7 +134,7 @@ impl Held {
     pub async fn get(&mut self, db: &Db) -> sqlx::Result<&mut sqlx::AnyConnection> {
         if self.conn.is_none() {
             self.conn = Some(match self.own {
-                true => Kept::Own(self.connect_own(db).await?),
+                true => Kept::Own(db.connect_one().await?),
                 false => Kept::Pooled(db.pool.acquire().await?),
             });
         }
@@ -146,28 +142,6 @@ impl Held {
             Some(Kept::Pooled(conn)) => Ok(&mut **conn),
             Some(Kept::Own(conn)) => Ok(conn),
             None => Err(sqlx::Error::PoolClosed),
-        }
-    }
-
-    /// A connection of its own; on a SQLite file its commits are
-    /// checkpointed by a thread of their own (see `checkpoint`).
-    async fn connect_own(&mut self, db: &Db) -> sqlx::Result<sqlx::AnyConnection> {
-        let mut conn = db.connect_one().await?;
-        if let Some(path) = &db.sqlite_path {
-            if self.checkpointer.is_none() {
-                self.checkpointer = checkpoint::Checkpointer::start(path);
-            }
-            if self.checkpointer.is_some() {
-                conn.execute("PRAGMA wal_autocheckpoint=0").await?;
-            }
-        }
-        Ok(conn)
-    }
-
-    /// A transaction on the kept connection was committed.
-    pub fn committed(&self) {
-        if let Some(checkpointer) = &self.checkpointer {
-            checkpointer.committed();
         }
     }
 
@@ -206,14 +180,10 @@ async fn set_up(conn: &mut sqlx::AnyConnection, backend: Backend) -> sqlx::Resul
         // statement alone); in a temporary file that was a third of the bytes
         // the webhook intake wrote, and its `pwrite`s 5 % of the server's CPU
         // during a burst. In memory it is a few hundred KB for one statement.
-        // journal_size_limit: the WAL grows during a burst (the intake's
-        // commits are checkpointed every quarter second, see `checkpoint`);
-        // once it starts over it is cut back to 64 MiB on disk.
         conn.execute(
             "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=10000; \
              PRAGMA foreign_keys=ON; PRAGMA synchronous=FULL; \
-             PRAGMA cache_size=-512; PRAGMA temp_store=MEMORY; \
-             PRAGMA journal_size_limit=67108864;",
+             PRAGMA cache_size=-512; PRAGMA temp_store=MEMORY;",
         )
         .await?;
     } else {

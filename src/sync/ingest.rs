@@ -310,7 +310,6 @@ async fn write(
         false => CardsMark::Nothing,
     };
     tx.commit().await?;
-    held.committed();
     let mut results = results.into_iter();
     let received: Vec<Received> = is_new
         .into_iter()

@@ -497,44 +497,6 @@ async fn a_delivery_is_visible_when_acknowledged(b: Backend) {
 
 both!(a_delivery_is_visible_when_acknowledged);
 
-/// SQLite: what the intake commits reaches the database file itself soon
-/// after, not only the WAL (its commits are checkpointed by a thread of
-/// their own, also after a few events, far below SQLite's 1,000 pages): a
-/// copy of the `.db` file alone, as a backup that forgets the WAL would
-/// take, holds every acknowledged event.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acknowledged_events_reach_the_database_file() {
-    let app = TestApp::start(Backend::Sqlite).await;
-    let file = std::path::PathBuf::from(app.db.url.trim_start_matches("sqlite://"));
-    let ids: Vec<String> = (0..5).map(|i| format!("evt_file_{i}")).collect();
-    for id in &ids {
-        let body = event(
-            id,
-            "customer.created",
-            now(),
-            json!({"id": "cus_file", "object": "customer"}),
-        );
-        assert_eq!(app.deliver(&body).await.0, 200);
-    }
-    let in_file = || -> Option<Vec<String>> {
-        // A copy taken while a checkpoint writes may be torn: then try again.
-        let copy_dir = tempfile::tempdir().ok()?;
-        let copy = copy_dir.path().join("copy.db");
-        std::fs::copy(&file, &copy).ok()?;
-        let conn = rusqlite::Connection::open(&copy).ok()?;
-        let mut stmt = conn
-            .prepare("SELECT id FROM stripe_events WHERE id LIKE 'evt_file_%' ORDER BY id")
-            .ok()?;
-        let found = stmt
-            .query_map([], |r| r.get::<_, String>(0))
-            .ok()?
-            .collect::<Result<Vec<_>, _>>()
-            .ok()?;
-        (found == ids).then_some(found)
-    };
-    eventually!(5, "the events in the database file", in_file());
-}
-
 /// A customer's events that arrive before the event linking it to a bucket
 /// (Stripe does not keep order) are ignored then, and applied once the link
 /// comes: the worker is woken for them at once (its poll here is an hour),
