@@ -178,7 +178,7 @@ async fn set_up(conn: &mut sqlx::AnyConnection, backend: Backend) -> sqlx::Resul
         // temp_store=MEMORY: a multi-row upsert inside a transaction keeps a
         // statement journal (the pages it changes, as they were, to undo that
         // statement alone); in a temporary file that was a third of the bytes
-        // the webhook intake wrote, and its `pwrite`s 5 % of the server's CPU
+        // the webhook intake wrote, and writing it 5 % of the server's CPU
         // during a burst. In memory it is a few hundred KB for one statement.
         conn.execute(
             "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=10000; \
